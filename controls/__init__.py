@@ -1,0 +1,1 @@
+"""User inputs to control tensors: MediaPipe pose, landmark smoothing, camera kinematics (no gradio)."""

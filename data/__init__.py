@@ -1,0 +1,1 @@
+"""Synthetic video worlds with exact ground truth: renderers, trajectories, shards, dataset builder."""

@@ -1,0 +1,1 @@
+"""Evaluation: baselines, metrics and reports on held-out ground truth (python -m eval)."""

@@ -1,0 +1,1 @@
+"""Networks and the streaming engine: video autoencoder, block-causal DiT, KV cache, discriminator, kernels."""

@@ -1,0 +1,187 @@
+"""Causal video autoencoder: 4x temporal, 8x spatial compression, with a streaming decoder.
+
+Layout (paper §2.1, App. A): a clip of 1 + 4k frames becomes 1 + k latent frames. The first
+frame is encoded on its own; every later latent frame encodes 4 new frames, seeing the last
+frame before them as context (causal). The decoder turns latent frame k into its 4 RGB
+frames from (z_k, z_{k-1}) only, so streaming decode keeps one latent frame as state and
+equals whole-clip decode exactly. Pixels are in [-1, 1]; shapes use B batch, F frames,
+C channels, H, W pixels, h, w latent pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as Fn
+from einops import rearrange
+
+from model.io import Pretrained
+
+
+@dataclass
+class AutoencoderConfig:
+    """Autoencoder sizes; ``latent_mean/std`` normalise latents for the DiT (set after training)."""
+    latent_channels: int = 16
+    frames_per_latent: int = 4                       # temporal compression
+    enc_widths: tuple[int, ...] = (32, 64, 128, 256)  # widths at H, H/2, H/4, H/8
+    enc_blocks: int = 1                               # residual blocks per encoder level
+    dec_widths: tuple[int, ...] = (256, 128, 64, 32)  # widths at H/8, H/4, H/2, H
+    dec_blocks: tuple[int, ...] = (2, 1, 1, 1)        # residual blocks per decoder level
+    latent_mean: tuple[float, ...] = ()               # per latent channel, empty = 0
+    latent_std: tuple[float, ...] = ()                # per latent channel, empty = 1
+
+    @property
+    def spatial_factor(self) -> int:
+        return 2 ** (len(self.enc_widths) - 1)
+
+
+PRESETS = {
+    "tiny": AutoencoderConfig(latent_channels=8, enc_widths=(8, 16, 16, 32), dec_widths=(32, 16, 16, 8),
+                              dec_blocks=(1, 1, 1, 1)),
+    "small": AutoencoderConfig(),
+}
+
+
+class ResBlock(nn.Module):
+    """conv-SiLU-conv residual block; the second conv starts at zero, so the block starts as identity."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(Fn.silu(self.conv1(Fn.silu(x))))
+
+
+class Encoder(nn.Module):
+    """(B, 1 + fpl, 3, H, W) context frame + new frames -> (B, C, h, w)."""
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        w = cfg.enc_widths
+        self.conv_in = nn.Conv2d(3 * (1 + cfg.frames_per_latent), w[0], 3, padding=1)
+        self.levels = nn.ModuleList()
+        for i, ch in enumerate(w):
+            blocks = [ResBlock(ch) for _ in range(cfg.enc_blocks)]
+            if i + 1 < len(w):
+                blocks.append(nn.Conv2d(ch, w[i + 1], 3, stride=2, padding=1))
+            self.levels.append(nn.Sequential(*blocks))
+        self.conv_out = nn.Conv2d(w[-1], cfg.latent_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(rearrange(x, "b f c h w -> b (f c) h w"))
+        for level in self.levels:
+            h = level(h)
+        return self.conv_out(Fn.silu(h))
+
+
+class Decoder(nn.Module):
+    """(B, 2C, h, w) [z_k, z_{k-1}] -> (B, fpl, 3, H, W)."""
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        w = cfg.dec_widths
+        self.fpl = cfg.frames_per_latent
+        self.conv_in = nn.Conv2d(2 * cfg.latent_channels, w[0], 3, padding=1)
+        self.levels = nn.ModuleList()
+        for i, ch in enumerate(w):
+            blocks: list[nn.Module] = [ResBlock(ch) for _ in range(cfg.dec_blocks[i])]
+            if i + 1 < len(w):
+                blocks += [nn.Upsample(scale_factor=2.0, mode="nearest"), nn.Conv2d(ch, w[i + 1], 3, padding=1)]
+            self.levels.append(nn.Sequential(*blocks))
+        self.conv_out = nn.Conv2d(w[-1], 3 * cfg.frames_per_latent, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(z)
+        for level in self.levels:
+            h = level(h)
+        return rearrange(self.conv_out(Fn.silu(h)), "b (f c) h w -> b f c h w", f=self.fpl)
+
+
+class VideoAutoencoder(Pretrained):
+    """Causal video autoencoder (see the module docstring for the latent layout)."""
+    config_class = AutoencoderConfig
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        if len(config.dec_blocks) != len(config.dec_widths):
+            raise ValueError("dec_blocks and dec_widths must have the same length")
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        C = config.latent_channels
+        mean = torch.tensor(config.latent_mean or [0.0] * C).view(1, C, 1, 1)
+        std = torch.tensor(config.latent_std or [1.0] * C).view(1, C, 1, 1)
+        if mean.numel() != C or std.numel() != C:
+            raise ValueError("latent_mean/latent_std must have latent_channels entries")
+        self.register_buffer("latent_mean", mean, persistent=False)
+        self.register_buffer("latent_std", std, persistent=False)
+
+    # ------------------------------------------------------------------ encoding
+    def encode_chunks(self, ctx_and_frames: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + fpl, 3, H, W) -> (B, C, h, w) raw latent of the fpl new frames."""
+        return self.encoder(ctx_and_frames)
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) first frame -> (B, C, h, w): a still chunk, so it is its own context."""
+        return self.encoder(x.unsqueeze(1).expand(-1, 1 + self.config.frames_per_latent, -1, -1, -1))
+
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + fpl*k, 3, H, W) -> (B, 1 + k, C, h, w) raw latents."""
+        fpl = self.config.frames_per_latent
+        F = video.shape[1]
+        if (F - 1) % fpl:
+            raise ValueError(f"a clip must have 1 + {fpl}k frames, got {F}")
+        z0 = self.encode_image(video[:, 0])
+        if F == 1:
+            return z0.unsqueeze(1)
+        k = (F - 1) // fpl
+        idx = torch.arange(k, device=video.device)[:, None] * fpl + torch.arange(fpl + 1, device=video.device)
+        chunks = video[:, idx]                                   # (B, k, 1 + fpl, 3, H, W)
+        zs = self.encoder(rearrange(chunks, "b k f c h w -> (b k) f c h w"))
+        zs = rearrange(zs, "(b k) c h w -> b k c h w", b=video.shape[0])
+        return torch.cat([z0.unsqueeze(1), zs], 1)
+
+    # ------------------------------------------------------------------ decoding
+    def decode_step(self, z: torch.Tensor, z_prev: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) latent and its predecessor -> (B, fpl, 3, H, W) frames."""
+        return self.decoder(torch.cat([z, z_prev], 1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + k, C, h, w) raw latents -> (B, 1 + fpl*k, 3, H, W) frames."""
+        B, L = z.shape[:2]
+        prev = torch.cat([z[:, :1], z[:, :-1]], 1)               # latent 0 is its own predecessor
+        x = self.decoder(rearrange(torch.cat([z, prev], 2), "b l c h w -> (b l) c h w"))
+        x = rearrange(x, "(b l) f c h w -> b l f c h w", b=B)
+        return torch.cat([x[:, 0, -1:], rearrange(x[:, 1:], "b l f c h w -> b (l f) c h w")], 1)
+
+    # ------------------------------------------------------------------ normalisation
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """Raw latents (..., C, h, w) -> unit-scale latents for the DiT."""
+        return (z - self.latent_mean.to(z.dtype)) / self.latent_std.to(z.dtype)
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.latent_std.to(z.dtype) + self.latent_mean.to(z.dtype)
+
+
+class StreamingDecoder:
+    """Decodes latent frames one at a time, keeping the previous latent as its only state."""
+
+    def __init__(self, ae: VideoAutoencoder):
+        self.ae = ae
+        self.prev: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.prev = None
+
+    @torch.no_grad()
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) raw latent -> (B, n, 3, H, W): n = 1 for the first latent, else fpl."""
+        first = self.prev is None
+        x = self.ae.decode_step(z, z if first else self.prev)
+        self.prev = z
+        return x[:, -1:] if first else x

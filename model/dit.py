@@ -1,0 +1,351 @@
+"""Video DiT over latent frames: block-causal attention, 3D RoPE, recycled input, KV cache.
+
+One network, three ways to run it (paper §2.1):
+- ``forward(..., mode="bidirectional")``: the offline diffusion teacher, all frames at once;
+- ``forward(..., mode="causal")``: block-causal over a whole clip in parallel (training);
+- ``step(...)`` with a ``KVCache``: streaming, one latent frame per call (inference).
+
+Sequence layout: latent frame 0 is the first frame (the uploaded or default image), clean,
+and stays visible to every later frame (the paper's always-attended first frame); frame m >= 1
+attends to frame 0, to the previous ``window`` frames and to itself. Each frame's tokens see,
+concatenated on channels, [recycled previous latent | noisy latent | control features].
+
+RoPE: time uses the latent frame index (a fixed interval, any length works); the first frame's
+keys carry no time rotation (their time dims are zeroed), so how long ago the stream started
+never changes a score. The network predicts the clean latent as the recycled latent plus a
+residual (x0-prediction; see train/losses.py for the v-space loss).
+
+Shapes: B batch, F latent frames, T tokens per frame, D model width, H heads, E head dim,
+C latent channels, h, w latent pixels, p patch size, Cc control features per token.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as Fn
+from einops import rearrange
+
+from model.io import Pretrained
+from model.kernels import attention, modulated_norm, apply_rope
+
+CONTROL_FEATURES = {"camera": 24, "pose": 132, "none": 0}  # per token, for 4 video frames per latent
+
+
+@dataclass
+class DiTConfig:
+    """Network sizes and attention layout; presets below."""
+    latent_channels: int = 16
+    latent_size: int = 16         # h = w of a latent frame
+    patch: int = 2                # p: tokens are p x p latent pixels
+    dim: int = 384                # D
+    depth: int = 8
+    heads: int = 6                # H; head dim E = dim / heads
+    mlp_ratio: float = 4.0
+    control: str = "camera"       # camera | pose | none
+    window: int = 6               # N: previous latent frames a frame attends to (plus frame 0)
+    rope_time_dims: int = 16      # head dims rotated by the frame index (rest split over h and w)
+    rope_base: float = 100.0
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return (self.latent_size // self.patch) ** 2
+
+    @property
+    def control_features(self) -> int:
+        return CONTROL_FEATURES[self.control]
+
+
+PRESETS = {
+    "tiny": DiTConfig(latent_channels=8, latent_size=4, patch=2, dim=32, depth=2, heads=2, window=2,
+                      rope_time_dims=4),
+    "small": DiTConfig(),
+    "base": DiTConfig(dim=512, depth=12, heads=8),
+    "small-256": DiTConfig(latent_size=32, window=4),
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """(...,) t in [0, 1] -> (..., dim) sinusoidal features of 1000 t (DiT)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t.float()[..., None] * freqs
+    return torch.cat([torch.cos(args), torch.sin(args)], -1)
+
+
+def rope_angles(positions: torch.Tensor, dims: int, base: float) -> torch.Tensor:
+    """(N,) integer positions -> (N, dims // 2) angles, computed in float64 so that positions
+    in the millions (hours of streaming) keep exact relative angles."""
+    inv = base ** (-torch.arange(0, dims, 2, dtype=torch.float64) / dims)
+    return positions.to(torch.float64)[:, None] * inv[None, :]
+
+
+class RoPE3D(nn.Module):
+    """cos/sin tables for (frame, row, column) positions; head dims split [time | h | w]."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        E = cfg.dim // cfg.heads
+        self.dt = cfg.rope_time_dims
+        self.ds = (E - self.dt) // 2 // 2 * 2    # even dims for each spatial axis
+        if self.dt % 2 or self.dt + 2 * self.ds > E:
+            raise ValueError("rope_time_dims must be even and leave room for the spatial dims")
+        self.base = cfg.rope_base
+        g = cfg.latent_size // cfg.patch
+        ii, jj = torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij")
+        ang = torch.cat([rope_angles(ii.flatten(), self.ds, self.base), rope_angles(jj.flatten(), self.ds, self.base)], -1)
+        self.register_buffer("space_angles", ang, persistent=False)    # (T, ds)
+        self.E = E
+
+    def tables(self, frame_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """cos, sin (F * T, E // 2) for frames at stream positions ``frame_pos`` (F,), and a key
+        scale (F * T, E) that zeroes the time dims of the first frame's keys (position 0), so its
+        scores never depend on how far the query is from the start of the stream."""
+        F, T = frame_pos.shape[0], self.space_angles.shape[0]
+        ta = rope_angles(frame_pos, self.dt, self.base)                  # (F, dt/2)
+        ang = torch.zeros(F, T, self.E // 2, dtype=torch.float64, device=frame_pos.device)
+        ang[..., : self.dt // 2] = ta[:, None]
+        ang[..., self.dt // 2: self.dt // 2 + self.ds] = self.space_angles.to(ang.device)[None]
+        ang = ang.flatten(0, 1)
+        key_scale = torch.ones(F, T, self.E, device=frame_pos.device)
+        first = frame_pos == 0
+        half = self.E // 2
+        key_scale[first, :, : self.dt // 2] = 0.0
+        key_scale[first, :, half: half + self.dt // 2] = 0.0
+        return ang.cos().float(), ang.sin().float(), key_scale.flatten(0, 1)
+
+
+def frame_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int, mode: str) -> torch.Tensor:
+    """(Fq, Fk) bool [query frame, key frame] visible, from stream positions (0 = first frame)."""
+    q, k = q_pos[:, None], k_pos[None, :]
+    if mode == "bidirectional":
+        m = (k >= 1) & (q >= 1)
+    elif mode == "causal":
+        m = (k >= 1) & (k <= q) & (k >= q - window)
+    else:
+        raise ValueError(f"mode must be 'bidirectional' or 'causal', got {mode!r}")
+    return m | (k == 0)
+
+
+# ----------------------------------------------------------------------------- cache
+class KVCache:
+    """Keys and values of the first frame and a ring of the last ``window`` frames, per layer.
+
+    Preallocated from the config, so memory is constant however long the stream runs. Layout
+    per layer: (B, H, (1 + window) * T, E), the first frame in slots [0, T), then the ring.
+    ``positions`` holds each slot's stream frame index (-1 = empty). Cached tensors are always
+    detached: gradients of a segment never reach back into earlier segments (App. B, long video).
+    """
+
+    def __init__(self, cfg: DiTConfig, batch: int, device=None, dtype=torch.float32):
+        self.T, self.window = cfg.tokens_per_frame, cfg.window
+        E = cfg.dim // cfg.heads
+        self.slots = 1 + cfg.window
+        shape = (cfg.depth, batch, cfg.heads, self.slots * self.T, E)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.positions = torch.full((self.slots,), -1, dtype=torch.long, device=device)
+
+    def reset(self) -> None:
+        self.k.zero_()
+        self.v.zero_()
+        self.positions.fill_(-1)
+
+    def clone(self) -> "KVCache":
+        c = object.__new__(KVCache)
+        c.T, c.window, c.slots = self.T, self.window, self.slots
+        c.k, c.v, c.positions = self.k.clone(), self.v.clone(), self.positions.clone()
+        return c
+
+    def slot(self, position: int) -> int:
+        return 0 if position == 0 else 1 + (position - 1) % self.window
+
+    def write(self, layer: int, positions: list[int], k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store the keys/values (B, H, F*T, E) of frames at ``positions`` (only the ones that
+        stay visible: the first frame and the last ``window`` others)."""
+        T = self.T
+        keep = [i for i, p in enumerate(positions) if p == 0]
+        keep += [i for i, p in enumerate(positions) if p > 0][-self.window:]
+        for i in keep:
+            s = self.slot(positions[i])
+            self.k[layer, :, :, s * T:(s + 1) * T] = k[:, :, i * T:(i + 1) * T].detach()
+            self.v[layer, :, :, s * T:(s + 1) * T] = v[:, :, i * T:(i + 1) * T].detach()
+            if layer == self.k.shape[0] - 1:
+                self.positions[s] = positions[i]
+
+
+# ----------------------------------------------------------------------------- blocks
+class Attention(nn.Module):
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.H, self.E = cfg.heads, cfg.dim // cfg.heads
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
+        self.q_norm = nn.RMSNorm(self.E, eps=1e-6)
+        self.k_norm = nn.RMSNorm(self.E, eps=1e-6)
+        self.proj = nn.Linear(cfg.dim, cfg.dim)
+
+    def qkv_heads(self, x: torch.Tensor, rope: tuple):
+        """(B, N, D) -> q, k, v (B, H, N, E) with QK-norm and RoPE applied."""
+        cos, sin, key_scale = rope
+        q, k, v = rearrange(self.qkv(x), "b n (three h e) -> three b h n e", three=3, h=self.H)
+        q = apply_rope(self.q_norm(q.float()).to(q.dtype), cos, sin)
+        k = apply_rope(self.k_norm(k.float()).to(k.dtype), cos, sin) * key_scale.to(q.dtype)
+        return q, k, v
+
+
+
+class Block(nn.Module):
+    """Transformer block with adaLN-Zero modulation from the per-frame conditioning vector."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.attn = Attention(cfg)
+        hidden = int(cfg.dim * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(cfg.dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, cfg.dim))
+        self.ada = nn.Linear(cfg.dim, 6 * cfg.dim)
+
+    def forward(self, x, c, T, rope, mask, cache: KVCache | None = None, layer: int = 0,
+                positions: list[int] | None = None):
+        """x (B, F*T, D), c (B, F, D); mask (F*T, [cache slots*T +] F*T) bool.
+
+        With ``cache``, the frames also attend to the cached keys (a prefix) and their own keys
+        and values are written into it afterwards.
+        """
+        mod = self.ada(Fn.silu(c)).repeat_interleave(T, dim=1)        # (B, F*T, 6D)
+        sh1, sc1, g1, sh2, sc2, g2 = mod.chunk(6, dim=-1)
+        h = modulated_norm(x, sh1, sc1)
+        q, k, v = self.attn.qkv_heads(h, rope)                          # (B, H, F*T, E)
+        if cache is not None:
+            kk = torch.cat([cache.k[layer].to(k.dtype), k], 2)
+            vv = torch.cat([cache.v[layer].to(v.dtype), v], 2)
+            cache.write(layer, positions, k, v)
+        else:
+            kk, vv = k, v
+        o = attention(q, kk, vv, mask)
+        x = x + g1 * self.attn.proj(rearrange(o, "b h n e -> b n (h e)"))
+        x = x + g2 * self.mlp(modulated_norm(x, sh2, sc2))
+        return x
+
+
+# ----------------------------------------------------------------------------- model
+class VideoDiT(Pretrained):
+    """Latent video DiT (see the module docstring)."""
+    config_class = DiTConfig
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        if config.control not in CONTROL_FEATURES:
+            raise ValueError(f"control must be one of {sorted(CONTROL_FEATURES)}, got {config.control!r}")
+        if config.dim % config.heads or config.latent_size % config.patch:
+            raise ValueError("dim must divide by heads and latent_size by patch")
+        self.config = cfg = config
+        P = cfg.patch * cfg.patch * cfg.latent_channels
+        self.x_in = nn.Linear(2 * P + cfg.control_features, cfg.dim)
+        self.t_mlp = nn.Sequential(nn.Linear(256, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
+        self.first_embed = nn.Parameter(torch.zeros(cfg.dim))           # marks the first frame
+        self.rope = RoPE3D(cfg)
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
+        self.final_ada = nn.Linear(cfg.dim, 2 * cfg.dim)
+        self.out = nn.Linear(cfg.dim, P)
+        self.gradient_checkpointing = False
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """Xavier linears, zeroed adaLN and output (adaLN-Zero: every block starts as identity)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.t_mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_mlp[2].weight, std=0.02)
+        for b in self.blocks:
+            nn.init.zeros_(b.ada.weight)
+            nn.init.zeros_(b.ada.bias)
+        for m in (self.final_ada, self.out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    # -------------------------------------------------------------- token I/O
+    def patchify(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, F, C, h, w) -> (B, F, T, p*p*C)."""
+        p = self.config.patch
+        return rearrange(z, "b f c (gh p1) (gw p2) -> b f (gh gw) (p1 p2 c)", p1=p, p2=p)
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, F, T, p*p*C) -> (B, F, C, h, w)."""
+        p, g = self.config.patch, self.config.latent_size // self.config.patch
+        return rearrange(x, "b f (gh gw) (p1 p2 c) -> b f c (gh p1) (gw p2)", gh=g, p1=p, p2=p)
+
+    def _embed(self, recycled, noisy, control, t, positions):
+        """Token and conditioning embeddings. recycled, noisy (B, F, C, h, w); control (B, F, T, Cc);
+        t (B, F); positions (F,). Returns x (B, F*T, D), c (B, F, D), recycled tokens (B, F, T, P)."""
+        rec_tok = self.patchify(recycled)
+        parts = [rec_tok, self.patchify(noisy)]
+        if self.config.control_features:
+            parts.append(control.to(noisy.dtype))
+        x = self.x_in(torch.cat(parts, -1)).flatten(1, 2)                 # (B, F*T, D)
+        c = self.t_mlp(timestep_embedding(t, 256).to(x.dtype))           # (B, F, D)
+        c = c + (positions == 0)[None, :, None].to(c.dtype) * self.first_embed
+        return x, c, rec_tok
+
+    def _head(self, x, c, rec_tok, T):
+        sh, sc = self.final_ada(Fn.silu(c)).repeat_interleave(T, dim=1).chunk(2, dim=-1)
+        out = self.out(modulated_norm(x, sh, sc))                         # (B, F*T, P)
+        out = rearrange(out, "b (f t) p -> b f t p", t=T)
+        return self.unpatchify(rec_tok.to(out.dtype) + out)              # x0 = recycled + residual
+
+    # -------------------------------------------------------------- forward
+    def forward(self, recycled: torch.Tensor, noisy: torch.Tensor, control: torch.Tensor | None,
+                t: torch.Tensor, mode: str = "causal", positions: torch.Tensor | None = None,
+                cache: KVCache | None = None, return_features: bool = False) -> torch.Tensor:
+        """Predict clean latents for F frames at once.
+
+        recycled, noisy: (B, F, C, h, w); control: (B, F, T, Cc) or None; t: (B, F) in [0, 1].
+        ``positions`` (F,) are the frames' stream indices (default 0..F-1; 0 = the first frame).
+        With ``cache`` (causal only) the frames also attend to the cached earlier frames, and
+        their keys and values are added to the cache. Returns x0 (B, F, C, h, w), or the final
+        tokens (B, F*T, D) if ``return_features``.
+        """
+        F = noisy.shape[1]
+        T = self.config.tokens_per_frame
+        dev = noisy.device
+        if positions is None:
+            positions = torch.arange(F, device=dev)
+        x, c, rec_tok = self._embed(recycled, noisy, control, t, positions)
+        rope = self.rope.tables(positions)
+        fm = frame_mask(positions, positions, self.config.window, mode)  # (F, F)
+        if cache is not None:
+            if mode != "causal":
+                raise ValueError("a KV cache only makes sense for causal attention")
+            cp = cache.positions.to(dev)
+            prefix = frame_mask(positions, cp.clamp_min(0), self.config.window, "causal") & (cp >= 0)[None]
+            fm = torch.cat([prefix, fm], 1)                                # (F, slots + F)
+        mask = fm.repeat_interleave(T, 0).repeat_interleave(T, 1)        # (F*T, [slots*T +] F*T)
+        pos_list = positions.tolist()
+        for i, blk in enumerate(self.blocks):
+            if self.gradient_checkpointing and self.training and cache is None:
+                x = torch.utils.checkpoint.checkpoint(blk, x, c, T, rope, mask, use_reentrant=False)
+            else:
+                x = blk(x, c, T, rope, mask, cache=cache, layer=i, positions=pos_list)
+        if return_features:
+            return x
+        return self._head(x, c, rec_tok, T)
+
+    # -------------------------------------------------------------- streaming
+    def new_cache(self, batch: int, device=None, dtype=torch.float32) -> KVCache:
+        return KVCache(self.config, batch, device, dtype)
+
+    def step(self, cache: KVCache, recycled: torch.Tensor, noisy: torch.Tensor, control: torch.Tensor | None,
+             t: torch.Tensor, frame_index: int) -> torch.Tensor:
+        """One latent frame with the KV cache (1 NFE). recycled, noisy: (B, C, h, w);
+        control (B, T, Cc) or None; t (B,). Returns x0 (B, C, h, w)."""
+        ctrl = None if control is None else control[:, None]
+        pos = torch.tensor([frame_index], device=noisy.device)
+        return self.forward(recycled[:, None], noisy[:, None], ctrl, t[:, None], "causal", pos, cache)[:, 0]

@@ -1,0 +1,104 @@
+"""Samplers of the DiT: multi-step (teacher, adapted model) and one-step streaming rollouts.
+
+All work on normalised latents. ``z0`` (B, C, h, w) is the first frame's code; ``control``
+(B, 1 + K, T, Cc) holds per-token controls of latent frames 0..K (row 0 unused). Multi-step
+sampling uses diffusers' FlowMatchEulerDiscreteScheduler with the shifted schedule of App. B.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from model.dit import VideoDiT
+
+
+def make_scheduler(steps: int, shift: float) -> FlowMatchEulerDiscreteScheduler:
+    """Euler flow-matching scheduler over sigmas shift(1 - i/steps), i = 0..steps-1, then 0."""
+    s = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
+    s.set_timesteps(sigmas=list(np.linspace(1.0, 1.0 / steps, steps)))
+    return s
+
+
+def _v_from_x0(x_t: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    """Flow velocity v = eps - x0 = (x_t - x0) / sigma for x_t = (1 - sigma) x0 + sigma eps."""
+    return (x_t - x0) / sigma
+
+
+def _control_or_none(dit: VideoDiT, control: torch.Tensor | None) -> torch.Tensor | None:
+    return control if dit.config.control_features else None
+
+
+@torch.no_grad()
+def sample_bidirectional(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None, K: int, steps: int,
+                         shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The offline teacher: all K frames denoised jointly. Returns (B, 1 + K, C, h, w)."""
+    B = z0.shape[0]
+    x = torch.randn((B, K, *z0.shape[1:]), generator=generator, device=z0.device, dtype=z0.dtype)
+    recycled = torch.cat([z0[:, None], torch.zeros_like(x)], 1)
+    sched = make_scheduler(steps, shift)
+    for i, ts in enumerate(sched.timesteps):
+        sigma = float(sched.sigmas[i])
+        t = torch.full((B, 1 + K), sigma, device=z0.device)
+        t[:, 0] = 0.0
+        x0 = dit(recycled, torch.cat([z0[:, None], x], 1), _control_or_none(dit, control), t, mode="bidirectional")
+        x = sched.step(_v_from_x0(x, x0[:, 1:], sigma), ts, x).prev_sample
+    return torch.cat([z0[:, None], x], 1)
+
+
+@torch.no_grad()
+def sample_causal(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None, K: int, steps: int,
+                  shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The adapted (teacher-forced) model, frame by frame with ``steps`` steps each.
+
+    As in training, every frame of the attended window shares the noise level of the step:
+    past frames are re-noised from their generated latents (fixed noise per frame), and each
+    frame's recycled input is the clean latent generated before it. No KV cache (the cache
+    would hold keys from other noise levels). Returns (B, 1 + K, C, h, w).
+    """
+    B = z0.shape[0]
+    N = dit.config.window
+    out = [z0]
+    eps_all = torch.randn((B, K, *z0.shape[1:]), generator=generator, device=z0.device, dtype=z0.dtype)
+    for k in range(1, K + 1):
+        idx = list(range(max(1, k - N), k + 1))                         # window frames, current last
+        pos = torch.tensor([0] + idx, device=z0.device)
+        recycled = torch.stack([z0] + [out[j - 1] for j in idx], 1)
+        clean_past = torch.stack([out[j] for j in idx[:-1]], 1) if len(idx) > 1 else None
+        ctrl = None
+        if dit.config.control_features:
+            ctrl = torch.cat([control[:, :1], control[:, idx]], 1)
+        sched = make_scheduler(steps, shift)
+        x = eps_all[:, k - 1]
+        for i, ts in enumerate(sched.timesteps):
+            sigma = float(sched.sigmas[i])
+            parts = [z0[:, None]]
+            if clean_past is not None:
+                parts.append((1 - sigma) * clean_past + sigma * eps_all[:, [j - 1 for j in idx[:-1]]])
+            parts.append(x[:, None])
+            t = torch.full((B, len(idx) + 1), sigma, device=z0.device)
+            t[:, 0] = 0.0
+            x0 = dit(recycled, torch.cat(parts, 1), ctrl, t, mode="causal", positions=pos)[:, -1]
+            x = sched.step(_v_from_x0(x, x0, sigma), ts, x).prev_sample
+        out.append(x)
+    return torch.stack(out, 1)
+
+
+@torch.no_grad()
+def rollout_one_step(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None, K: int,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """The one-step generator streaming with its KV cache (1 NFE per latent frame), as in the app.
+
+    Returns (B, 1 + K, C, h, w).
+    """
+    B = z0.shape[0]
+    cache = dit.new_cache(B, device=z0.device, dtype=z0.dtype)
+    zero_t = torch.zeros(B, device=z0.device)
+    one_t = torch.ones(B, device=z0.device)
+    ctrl = (lambda k: control[:, k]) if dit.config.control_features else (lambda k: None)
+    dit.step(cache, z0, z0, ctrl(0), zero_t, 0)
+    out = [z0]
+    for k in range(1, K + 1):
+        eps = torch.randn(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
+        out.append(dit.step(cache, out[-1], eps, ctrl(k), one_t, k))
+    return torch.stack(out, 1)

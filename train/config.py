@@ -1,0 +1,121 @@
+"""Training configuration: one dataclass, named presets per stage, strict overrides."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model.config import ConfigError, from_dict, replace, to_dict
+
+STAGES = ("autoencoder", "teacher", "adapt", "distill", "adversarial", "long")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; written to <run_dir>/config.json and into every checkpoint."""
+    preset: str = "tiny"
+    stage: str = "autoencoder"
+    run_dir: str = "runs/tiny"          # stage runs go to <run_dir>/<stage>
+    data: str = ""                      # shard directory with train/ and val/ (pixels)
+    # models
+    ae_preset: str = "tiny"             # autoencoder size (stage autoencoder)
+    ae: str = ""                        # trained autoencoder dir (DiT stages); "" = <run_dir>/autoencoder/final/model
+    dit_preset: str = "tiny"
+    control: str = "camera"             # camera | pose | none
+    init: str = ""                      # model dir to start from; "" = previous stage's final model
+    # optimisation
+    steps: int = 100
+    batch_size: int = 4
+    lr: float = 2e-4
+    beta1: float = 0.9
+    beta2: float = 0.99
+    weight_decay: float = 0.01
+    warmup: int = 20
+    lr_schedule: str = "constant"       # constant | cosine (to 10% at the end)
+    grad_clip: float = 1.0
+    ema: float = 0.0                    # EMA decay of the trained generator, 0 = off
+    precision: str = "bf16"             # bf16 autocast (CPU and CUDA) | fp32
+    grad_checkpointing: bool = False
+    compile: bool = False
+    threads: int = 0                    # torch threads, 0 = all cores
+    seed: int = 0
+    # bookkeeping
+    log_every: int = 10
+    ckpt_every: int = 200
+    eval_every: int = 500
+    keep_checkpoints: int = 2
+    # autoencoder stage
+    crop: int = 64                      # random square crop of the training frames
+    still_fraction: float = 0.2         # share of single-frame (first-frame) samples
+    ssim_weight: float = 0.2
+    latent_noise: float = 0.1           # noise on latents before decoding (robust decoder)
+    latent_l2: float = 1e-4
+    # DiT stages
+    clip_latents: int = 9               # latent frames per training window (first frame + 8)
+    latent_clips: int = 0               # training clips to encode into the latent cache, 0 = all
+    shift: float = 3.0                  # timestep shift s (App. B uses 24 at 736x416)
+    t_min: float = 0.05                 # floor of t in the v-space loss weight
+    recycle_noise: float = 0.0          # max std of noise on the recycled latent (robustness to own errors)
+    sample_steps: int = 8               # sampler steps of the multi-step models (evaluation)
+    distill_steps: int = 32             # fixed steps of consistency distillation (App. B)
+    # adversarial stages
+    d_lr: float = 0.0                   # discriminator lr, 0 = lr
+    r_lambda: float = 1000.0            # approximate R1/R2 weight (App. B)
+    r_sigma: float = 0.1                # approximate R1/R2 perturbation std (App. B)
+    r_exact: bool = False               # exact gradient penalties (double backward) instead
+    r_gamma: float = 1.0                # exact penalty weight gamma/2 (R3GAN)
+    teacher_forcing: bool = False       # ablation: adversarial training with teacher forcing
+    long_latents: int = 24              # long stage: latent frames rolled out per video
+    segment_latents: int = 8            # long stage: latent frames per back-propagated segment
+    segment_overlap: int = 2            # long stage: overlap of discriminator windows
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.precision not in ("bf16", "fp32"):
+            raise ConfigError(f"precision must be bf16 or fp32, got {self.precision!r}")
+        if self.control not in ("camera", "pose", "none"):
+            raise ConfigError(f"control must be camera, pose or none, got {self.control!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+
+
+# Per preset: settings shared by all stages, then per-stage overrides.
+PRESETS: dict[str, dict] = {
+    "tiny": {
+        "common": dict(ae_preset="tiny", dit_preset="tiny", batch_size=2, steps=4, log_every=1, ckpt_every=2,
+                       eval_every=4, crop=32, clip_latents=4, long_latents=6, segment_latents=3,
+                       segment_overlap=1, sample_steps=2, distill_steps=4, threads=1, warmup=1, latent_clips=8),
+        "autoencoder": dict(lr=1e-3),
+        "teacher": dict(lr=1e-3),
+        "adapt": dict(lr=1e-3),
+        "distill": dict(lr=1e-3),
+        "adversarial": dict(lr=1e-4, beta1=0.0, beta2=0.9, r_lambda=10.0),
+        "long": dict(lr=1e-4, beta1=0.0, beta2=0.9, r_lambda=10.0),
+    },
+    "world-128": {
+        "common": dict(ae_preset="small", dit_preset="small", control="camera", data="runs/data/world-128",
+                       run_dir="runs/world-128", log_every=20, ckpt_every=250, eval_every=1000),
+        "autoencoder": dict(steps=5000, batch_size=12, lr=3e-4, warmup=200, crop=64, lr_schedule="cosine",
+                            eval_every=500),
+        "teacher": dict(steps=6000, batch_size=8, lr=3e-4, warmup=200, clip_latents=9),
+        "adapt": dict(steps=8000, batch_size=8, lr=2e-4, warmup=100, clip_latents=9, ema=0.999),
+        "distill": dict(steps=2000, batch_size=8, lr=1e-4, warmup=50),
+        "adversarial": dict(steps=1000, batch_size=4, lr=3e-6 * 10, beta1=0.0, beta2=0.9, ema=0.99),
+        "long": dict(steps=500, batch_size=2, lr=3e-6 * 10, beta1=0.0, beta2=0.9, ema=0.99, long_latents=48),
+    },
+}
+
+
+def resolve(preset: str, stage: str, overrides: dict | None = None) -> TrainConfig:
+    """The config of ``stage`` under ``preset``, with type-checked overrides applied last."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; choose one of {STAGES}")
+    d = dict(PRESETS[preset]["common"])
+    d.update(PRESETS[preset].get(stage, {}))
+    d.update(overrides or {})
+    d.update(preset=preset, stage=stage)
+    return from_dict(TrainConfig, d)
+
+
+__all__ = ["TrainConfig", "PRESETS", "STAGES", "resolve", "replace", "to_dict"]

@@ -1,0 +1,113 @@
+"""Latent caches: clips encoded once by the trained autoencoder, so DiT stages never run it.
+
+``python -m train.latents --ae DIR --shards DIR/train --out DIR/latents-train.npz``
+stores per clip (normalised latents, float16):
+  chunks (N, k, C, h, w)   latent frames 1..k of the clip (4 video frames each)
+  stills (N, S, C, h, w)   the first-frame code of video frame 4 j for j in ``starts``
+  control (N, 1 + k, T, Cc) per-token control features of latent frames 0..k
+A training window of K + 1 latent frames starting at j is [stills[j], chunks[j : j + K]] with
+control [0, control[j + 1 : j + 1 + K]].
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from controls.camera import clip_camera_tokens
+from data.shards import ShardReader
+from model.autoencoder import VideoAutoencoder
+from train.data import to_pixels
+
+
+def control_tokens(reader: ShardReader, i: int, control: str, grid: int, fpl: int) -> np.ndarray:
+    """(1 + k, T, Cc) control features of clip i (k latent frames after the first)."""
+    F, H, W, _ = reader.frame_shape
+    F = 1 + fpl * ((F - 1) // fpl)
+    if control == "camera":
+        return clip_camera_tokens(reader.truth(i, "K")[:F], reader.truth(i, "w2c")[:F], W, H, grid, fpl)
+    if control == "pose":
+        from controls.pose import clip_pose_tokens
+
+        return clip_pose_tokens(reader.truth(i, "landmarks")[:F], grid, fpl)
+    return np.zeros((1 + (F - 1) // fpl, grid * grid, 0), np.float32)
+
+
+@torch.no_grad()
+def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, control: str, grid: int,
+                  starts: tuple[int, ...], limit: int | None = None) -> Path:
+    reader = ShardReader(shards)
+    fpl = ae.config.frames_per_latent
+    F = 1 + fpl * ((reader.frame_shape[0] - 1) // fpl)
+    n = len(reader) if limit is None else min(limit, len(reader))
+    chunks, stills, ctrl = [], [], []
+    ae.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for i in tqdm(range(n), desc=f"encode {Path(shards).name}", mininterval=10):
+            x = to_pixels(reader.frames(i)[:F])[None]                  # (1, F, 3, H, W)
+            z = ae.normalize(ae.encode(x).float())[0]                   # (1 + k, C, h, w)
+            s = ae.normalize(ae.encode_image(x[0, [fpl * j for j in starts]]).float())
+            chunks.append(z[1:].half().numpy())
+            stills.append(s.half().numpy())
+            ctrl.append(control_tokens(reader, i, control, grid, fpl).astype(np.float16))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, chunks=np.stack(chunks), stills=np.stack(stills), control=np.stack(ctrl),
+             starts=np.array(starts), seeds=np.array([reader.meta(i).get("seed", i) for i in range(n)]))
+    return out
+
+
+@dataclass
+class LatentWindows:
+    """Random training windows from a latent cache, as float32 tensors."""
+    chunks: np.ndarray
+    stills: np.ndarray
+    control: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LatentWindows":
+        z = np.load(path)
+        return cls(z["chunks"], z["stills"], z["control"], z["starts"])
+
+    def __len__(self) -> int:
+        return self.chunks.shape[0]
+
+    def window(self, i: int, s: int, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Clip i, start index s into ``starts``, K latent frames after the first."""
+        j = int(self.starts[s])
+        if j + K > self.chunks.shape[1]:
+            raise ValueError(f"window of {K} from latent {j} runs past the clip ({self.chunks.shape[1]})")
+        c = self.control[i, j + 1:j + 1 + K]
+        return self.stills[i, s], self.chunks[i, j:j + K], np.concatenate([np.zeros_like(c[:1]), c])
+
+    def sample(self, batch: int, K: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (B, 1 + K, C, h, w) with the first frame's code first; control (B, 1 + K, T, Cc)."""
+        valid = [s for s, j in enumerate(self.starts) if j + K <= self.chunks.shape[1]]
+        zs, cs = [], []
+        for _ in range(batch):
+            first, chunks, ctrl = self.window(int(rng.integers(len(self))), valid[int(rng.integers(len(valid)))], K)
+            zs.append(np.concatenate([first[None], chunks]))
+            cs.append(ctrl)
+        return torch.from_numpy(np.stack(zs)).float(), torch.from_numpy(np.stack(cs)).float()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ae", required=True, help="trained autoencoder directory")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--control", choices=("camera", "pose", "none"), default="camera")
+    p.add_argument("--grid", type=int, default=8, help="tokens per side")
+    p.add_argument("--starts", type=int, nargs="+", default=list(range(0, 17, 2)))
+    p.add_argument("--limit", type=int, default=None)
+    a = p.parse_args(argv)
+    encode_shards(VideoAutoencoder.from_pretrained(a.ae), a.shards, a.out, a.control, a.grid, tuple(a.starts), a.limit)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Loss functions of the recipe, each small, pure and cited (../shared/PAPER.md sections)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as Fn
+
+
+# ----------------------------------------------------------------------------- autoencoder
+def _gauss_window(size: int = 7, sigma: float = 1.5, device=None, dtype=None) -> torch.Tensor:
+    x = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    return (g / g.sum()).to(dtype)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Mean SSIM (Wang et al. 2004, Gaussian window 7, sigma 1.5) of (N, C, H, W) images."""
+    C = x.shape[1]
+    g = _gauss_window(device=x.device, dtype=x.dtype)
+    kh = g.view(1, 1, -1, 1).expand(C, 1, -1, 1)
+    kw = g.view(1, 1, 1, -1).expand(C, 1, 1, -1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return Fn.conv2d(Fn.conv2d(t, kh, groups=C), kw, groups=C)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean()
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, ssim_weight: float = 0.2) -> torch.Tensor:
+    """L1 + ssim_weight * (1 - SSIM) over (..., 3, H, W) frames in [-1, 1] (no perceptual net offline).
+
+    Computed in fp32 even under autocast: SSIM's variances cancel catastrophically in bf16.
+    """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        a, b = x_hat.flatten(0, -4).float(), x.flatten(0, -4).float()
+        return (a - b).abs().mean() + ssim_weight * (1.0 - ssim(a, b))
+
+
+# ----------------------------------------------------------------------------- diffusion
+def shift_t(t: torch.Tensor, s: float) -> torch.Tensor:
+    """Timestep shift (App. B): shift(t, s) = s t / (1 + (s - 1) t)."""
+    return s * t / (1.0 + (s - 1.0) * t)
+
+
+def flow_interpolate(x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Flow matching (App. B): x_t = (1 - t) x0 + t eps; t broadcasts from the left."""
+    t = t.view(*t.shape, *([1] * (x0.dim() - t.dim())))
+    return (1.0 - t) * x0 + t * eps
+
+
+def v_loss_from_x0(x0_hat: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, t_min: float = 0.05) -> torch.Tensor:
+    """MSE on v = eps - x0 (App. B) for a network that predicts x0.
+
+    v_hat - v = (x0 - x0_hat) / t at the same x_t, so the v-space loss is the x0 error over t^2;
+    t is floored at t_min so near-clean samples do not dominate (Li & He 2025, "Back to Basics").
+    Shapes: x0 (B, F, ...), t (B, F) or (B,).
+    """
+    t = t.clamp_min(t_min)
+    t = t.view(*t.shape, *([1] * (x0.dim() - t.dim())))
+    return (((x0_hat.float() - x0.float()) / t) ** 2).mean()
+
+
+# ----------------------------------------------------------------------------- adversarial
+def relativistic_g_loss(d_fake: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
+    """Generator loss of the relativistic pairing (App. B, R3GAN): softplus(-(D(fake) - D(real)))."""
+    return Fn.softplus(-(d_fake - d_real)).mean()
+
+
+def relativistic_d_loss(d_fake: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss of the relativistic pairing (App. B, R3GAN): softplus(-(D(real) - D(fake)))."""
+    return Fn.softplus(-(d_real - d_fake)).mean()
+
+
+def approx_r_penalty(d_clean: torch.Tensor, d_perturbed: torch.Tensor) -> torch.Tensor:
+    """Approximate R1/R2 (App. B, APT1): ||D(x) - D(x + N(0, sigma^2 I))||^2, mean over logits.
+
+    Multiply by lambda (1000 in the paper); no double backward needed.
+    """
+    return ((d_clean.float() - d_perturbed.float()) ** 2).mean()
+
+
+def exact_r_penalty(d_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Exact zero-centred gradient penalty (R3GAN): mean over samples of ||grad_x sum D(x)||^2.
+
+    ``x`` must require grad and ``d_out`` be computed from it; uses double backward.
+    """
+    (g,) = torch.autograd.grad(d_out.sum(), x, create_graph=True)
+    return g.float().pow(2).flatten(1).sum(1).mean()

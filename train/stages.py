@@ -1,0 +1,499 @@
+"""The recipe's stages (paper App. B), each a ``Stage`` for the one loop in train/loop.py."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.shards import ShardReader
+from data.video import contact_sheet, write_mp4
+from model.autoencoder import PRESETS as AE_PRESETS
+from model.autoencoder import VideoAutoencoder
+from train import losses
+from train.config import TrainConfig
+from train.data import ChunkSampler, to_pixels, to_uint8
+from train.loop import Stage
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of images in [-1, 1]."""
+    mse = ((a.float().clamp(-1, 1) - b.float()) ** 2).mean().item() / 4.0
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+class AutoencoderStage(Stage):
+    """Stage 0: reconstruction (L1 + SSIM) of random crops; noisy latents make a robust decoder."""
+    phases = ("main",)
+    ema_model = None
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.device = torch.device("cpu")
+        init = Path(cfg.init) if cfg.init else None
+        self.ae = VideoAutoencoder.from_pretrained(init) if init else VideoAutoencoder(AE_PRESETS[cfg.ae_preset])
+        self.models = {"model": self.ae}
+        self.phase_params = {"main": list(self.ae.parameters())}
+        self.phase_lr = {"main": cfg.lr}
+        self.train = ShardReader(Path(cfg.data) / "train")
+        self.val = ShardReader(Path(cfg.data) / "val")
+        self.sampler = ChunkSampler(self.train, self.ae.config.frames_per_latent, cfg.crop, cfg.still_fraction)
+
+    def wrap_ddp(self) -> None:
+        self.ae.encoder = torch.nn.parallel.DistributedDataParallel(self.ae.encoder)
+        self.ae.decoder = torch.nn.parallel.DistributedDataParallel(self.ae.decoder)
+
+    def loss(self, phase, step, rng, gen):
+        prev, cur = self.sampler.sample(self.cfg.batch_size, rng)     # (B, 1 + fpl, 3, c, c) each
+        B = cur.shape[0]
+        z = self.ae.encode_chunks(torch.cat([cur, prev]))             # (2B, C, h, w)
+        l2 = z.float().pow(2).mean()
+        z = z + self.cfg.latent_noise * torch.randn(z.shape, generator=gen).to(z.dtype)
+        x_hat = self.ae.decode_step(z[:B], z[B:])                     # (B, fpl, 3, c, c)
+        rec = losses.reconstruction_loss(x_hat, cur[:, 1:], self.cfg.ssim_weight)
+        return rec + self.cfg.latent_l2 * l2, {"rec": rec.item(), "z_rms": l2.sqrt().item()}
+
+    @torch.no_grad()
+    def evaluate(self, step, out_dir):
+        self.ae.eval()
+        n = min(4, len(self.val))
+        fpl = self.ae.config.frames_per_latent
+        F = 1 + fpl * ((min(self.val.frame_shape[0], 33) - 1) // fpl)
+        psnrs, ssims, rows = [], [], []
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            for i in range(n):
+                x = to_pixels(self.val.frames(i)[:F])[None]
+                x_hat = self.ae.decode(self.ae.encode(x)).float()
+                psnrs.append(_psnr(x_hat, x))
+                ssims.append(losses.ssim(x_hat[0].clamp(-1, 1), x[0]).item())
+                rows += [to_uint8(x[0, ::4]), to_uint8(x_hat[0, ::4])]
+                if i == 0:
+                    write_mp4(out_dir / f"step-{step:07d}.mp4", np.concatenate([to_uint8(x[0]), to_uint8(x_hat[0])], 2))
+        contact_sheet(rows, out_dir / f"step-{step:07d}.png")
+        self.ae.train()
+        return {"val_psnr": float(np.mean(psnrs)), "val_ssim": float(np.mean(ssims))}
+
+    def export(self, out_dir, models):
+        """Save with per-channel latent statistics measured on training clips (DiT normalisation)."""
+        stats = latent_statistics(self.ae, self.train, clips=32)
+        self.ae.config.latent_mean = tuple(stats[0])
+        self.ae.config.latent_std = tuple(stats[1])
+        self.ae.save_pretrained(out_dir / "model")
+
+
+@torch.no_grad()
+def latent_statistics(ae: VideoAutoencoder, reader: ShardReader, clips: int) -> tuple[list, list]:
+    """Per-channel mean and std of raw latents over the first ``clips`` clips."""
+    fpl = ae.config.frames_per_latent
+    F = 1 + fpl * ((reader.frame_shape[0] - 1) // fpl)
+    zs = []
+    for i in range(min(clips, len(reader))):
+        zs.append(ae.encode(to_pixels(reader.frames(i)[:F])[None]).float())
+    z = torch.cat(zs, 1).transpose(1, 2).flatten(2)                 # (1, C, N)
+    return z.mean(-1)[0].tolist(), z.std(-1)[0].clamp_min(1e-3).tolist()
+
+
+STAGE_CLASSES = {"autoencoder": AutoencoderStage}
+
+
+def build_stage(cfg: TrainConfig) -> Stage:
+    if cfg.stage not in STAGE_CLASSES:
+        raise ValueError(f"stage {cfg.stage!r} is not implemented")
+    return STAGE_CLASSES[cfg.stage](cfg)
+
+
+# ============================================================================= DiT stages
+from model.dit import PRESETS as DIT_PRESETS  # noqa: E402
+from model.dit import VideoDiT  # noqa: E402
+from model.sampling import rollout_one_step, sample_bidirectional, sample_causal  # noqa: E402
+from train.latents import LatentWindows, encode_shards  # noqa: E402
+
+PREVIOUS = {"adapt": "teacher", "distill": "adapt", "adversarial": "distill", "long": "adversarial"}
+
+
+def stage_dir(cfg: TrainConfig, stage: str) -> Path:
+    return Path(cfg.run_dir) / stage
+
+
+def load_autoencoder(cfg: TrainConfig) -> VideoAutoencoder:
+    path = Path(cfg.ae) if cfg.ae else stage_dir(cfg, "autoencoder") / "final" / "model"
+    return VideoAutoencoder.from_pretrained(path).eval()
+
+
+def latent_cache(cfg: TrainConfig, ae: VideoAutoencoder, split: str, grid: int, limit: int | None = None) -> LatentWindows:
+    """The latent cache of a split, encoded on first use."""
+    path = Path(cfg.run_dir) / "latents" / f"{split}.npz"
+    if not path.exists():
+        encode_shards(ae, Path(cfg.data) / split, path, cfg.control, grid, tuple(range(0, 17, 2)), limit)
+    return LatentWindows.load(path)
+
+
+class DiffusionStage(Stage):
+    """Stages 1-2 (App. B): flow matching with shifted t, the same t for every frame.
+
+    teacher: bidirectional, no recycled input (the offline model);
+    adapt:   block-causal, the ground-truth previous latent recycled (teacher forcing).
+    """
+    phases = ("main",)
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.device = torch.device("cpu")
+        self.ae = load_autoencoder(cfg)
+        for p_ in self.ae.parameters():
+            p_.requires_grad_(False)
+        H = ShardReader(Path(cfg.data) / "val").frame_shape[1]
+        self.latent_size = H // self.ae.config.spatial_factor
+        self.dit = self.build_model()
+        self.dit.gradient_checkpointing = cfg.grad_checkpointing
+        grid = self.latent_size // self.dit.config.patch
+        self.train = latent_cache(cfg, self.ae, "train", grid, limit=cfg.latent_clips or None)
+        self.val = latent_cache(cfg, self.ae, "val", grid, limit=16)
+        self.val_pixels = ShardReader(Path(cfg.data) / "val")
+        self.models = {"model": self.dit}
+        self.ema_model = "model"
+        self.phase_params = {"main": [p_ for p_ in self.dit.parameters() if p_.requires_grad]}
+        self.phase_lr = {"main": cfg.lr}
+        self.mode = "bidirectional" if cfg.stage == "teacher" else "causal"
+
+    def init_path(self) -> Path | None:
+        if self.cfg.init:
+            return Path(self.cfg.init)
+        prev = PREVIOUS.get(self.cfg.stage)
+        return stage_dir(self.cfg, prev) / "final" / "model" if prev else None
+
+    def build_model(self) -> VideoDiT:
+        init = self.init_path()
+        if init is not None:
+            return VideoDiT.from_pretrained(init)
+        dc = DIT_PRESETS[self.cfg.dit_preset]
+        from model.config import replace as cfg_replace
+
+        dc = cfg_replace(dc, latent_channels=self.ae.config.latent_channels, latent_size=self.latent_size,
+                         control=self.cfg.control)
+        return VideoDiT(dc)
+
+    def wrap_ddp(self) -> None:
+        self.dit_ddp = torch.nn.parallel.DistributedDataParallel(self.dit)
+
+    def net(self):
+        return getattr(self, "dit_ddp", self.dit)
+
+    def inputs(self, z: torch.Tensor, noisy: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(recycled, noisy) channels for a teacher-forced clip z (B, F, C, h, w)."""
+        if self.cfg.stage == "teacher":
+            recycled = torch.cat([z[:, :1], torch.zeros_like(z[:, 1:])], 1)
+        else:
+            prev = torch.cat([z[:, :1], z[:, :-1]], 1)
+            if self.cfg.recycle_noise > 0:
+                std = self.cfg.recycle_noise * torch.rand((z.shape[0], z.shape[1], 1, 1, 1), generator=gen)
+                std[:, :1] = 0.0  # the first frame is given exactly
+                prev = prev + std * torch.randn(z.shape, generator=gen)
+            recycled = prev
+        return recycled, torch.cat([z[:, :1], noisy[:, 1:]], 1)
+
+    def loss(self, phase, step, rng, gen):
+        z, ctrl = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)   # (B, F, C, h, w)
+        B, F = z.shape[:2]
+        t = losses.shift_t(torch.rand(B, generator=gen), self.cfg.shift)                    # same t per clip
+        tf = t[:, None].expand(B, F).clone()
+        tf[:, 0] = 0.0                                                                      # the given first frame
+        eps = torch.randn(z.shape, generator=gen)
+        recycled, noisy = self.inputs(z, losses.flow_interpolate(z, eps, tf), gen)
+        x0 = self.net()(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode=self.mode)
+        loss = losses.v_loss_from_x0(x0[:, 1:], z[:, 1:], tf[:, 1:], self.cfg.t_min)
+        return loss, {"loss": loss.item()}
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def generate(self, z0: torch.Tensor, ctrl: torch.Tensor, K: int, gen: torch.Generator) -> torch.Tensor:
+        if self.cfg.stage == "teacher":
+            return sample_bidirectional(self.dit, z0, ctrl, K, self.cfg.sample_steps, self.cfg.shift, gen)
+        if self.cfg.stage == "adapt":
+            return sample_causal(self.dit, z0, ctrl, K, self.cfg.sample_steps, self.cfg.shift, gen)
+        return rollout_one_step(self.dit, z0, ctrl, K, gen)
+
+    @torch.no_grad()
+    def evaluate(self, step, out_dir):
+        self.dit.eval()
+        K = self.cfg.clip_latents - 1
+        gen = torch.Generator().manual_seed(1234)
+        rng = np.random.default_rng(1234)
+        z, ctrl = self.val.sample(4, K, rng)
+        metrics = {}
+        # one call from the clean previous frame at t = 1 (teacher forced) vs copying that frame
+        if self.cfg.stage != "teacher":
+            tf = torch.ones(z.shape[:2])
+            tf[:, 0] = 0
+            recycled = torch.cat([z[:, :1], z[:, :-1]], 1)
+            noisy = torch.cat([z[:, :1], torch.randn(z[:, 1:].shape, generator=gen)], 1)
+            x0 = self.dit(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode="causal")
+            # frames 2.. only: frame 1's recycled input is the still code of the first frame
+            metrics["onecall_mse"] = float(((x0[:, 2:] - z[:, 2:]) ** 2).mean())
+            metrics["copy_prev_mse"] = float(((z[:, 1:-1] - z[:, 2:]) ** 2).mean())
+        # rollouts decoded to pixels against the ground-truth clip
+        n = 2
+        fpl = self.ae.config.frames_per_latent
+        psnr_m, psnr_r, rows = [], [], []
+        for i in range(n):
+            first, chunks, c = self.val.window(i, 0, K)
+            zc = torch.from_numpy(np.concatenate([first[None], chunks]))[None].float()
+            cc = torch.from_numpy(c)[None].float()
+            zg = self.generate(zc[:, 0], cc, K, gen)
+            x_gen = self.ae.decode(self.ae.denormalize(zg)).float().clamp(-1, 1)[0]          # (1 + fpl K, 3, H, W)
+            x_gt = to_pixels(self.val_pixels.frames(i)[: 1 + fpl * K])
+            psnr_m.append(np.mean([_psnr(a, b) for a, b in zip(x_gen[1:], x_gt[1:])]))
+            psnr_r.append(np.mean([_psnr(x_gt[0], b) for b in x_gt[1:]]))
+            rows += [to_uint8(x_gt[::fpl]), to_uint8(x_gen[::fpl])]
+            if i == 0:
+                write_mp4(out_dir / f"step-{step:07d}.mp4", np.concatenate([to_uint8(x_gt), to_uint8(x_gen)], 2))
+        contact_sheet(rows, out_dir / f"step-{step:07d}.png")
+        metrics.update(psnr_model=float(np.mean(psnr_m)), psnr_repeat=float(np.mean(psnr_r)))
+        self.dit.train()
+        return metrics
+
+    def export(self, out_dir, models):
+        self.dit.save_pretrained(out_dir / "model")
+
+
+STAGE_CLASSES.update(teacher=DiffusionStage, adapt=DiffusionStage)
+
+
+class DistillStage(DiffusionStage):
+    """Stage 3 (App. B): consistency distillation to one step, teacher forced.
+
+    A fixed grid of ``distill_steps`` shifted noise levels; the frozen adapted model takes one
+    Euler step from t_{n+1} to t_n; the student at t_{n+1} must match its own prediction at t_n
+    (no EMA target, stop-gradient), or the teacher's clean estimate when t_n = 0.
+    """
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__(cfg)
+        self.teacher = VideoDiT.from_pretrained(self.init_path()).eval()
+        for p_ in self.teacher.parameters():
+            p_.requires_grad_(False)
+        n = torch.arange(cfg.distill_steps + 1, dtype=torch.float32) / cfg.distill_steps
+        self.grid = losses.shift_t(n, cfg.shift)                  # (N + 1,), grid[0] = 0, grid[N] = 1
+
+    def loss(self, phase, step, rng, gen):
+        z, ctrl = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)
+        B, F = z.shape[:2]
+        ctrl = ctrl if self.dit.config.control_features else None
+        n = torch.randint(0, self.cfg.distill_steps, (B,), generator=gen)
+        t_hi, t_lo = self.grid[n + 1], self.grid[n]
+
+        def per_frame(t):
+            tf = t[:, None].expand(B, F).clone()
+            tf[:, 0] = 0.0
+            return tf
+
+        eps = torch.randn(z.shape, generator=gen)
+        x_hi = losses.flow_interpolate(z, eps, per_frame(t_hi))
+        recycled, x_hi = self.inputs(z, x_hi, gen)
+        with torch.no_grad():
+            x0_t = self.teacher(recycled, x_hi, ctrl, per_frame(t_hi), mode="causal")
+            th = t_hi.view(B, 1, 1, 1, 1)
+            x_lo = x_hi + (t_lo - t_hi).view(B, 1, 1, 1, 1) * (x_hi - x0_t) / th     # one Euler step
+            x_lo[:, 0] = z[:, 0]
+            target = self.dit(recycled, x_lo, ctrl, per_frame(t_lo), mode="causal")
+            at_zero = (t_lo == 0).view(B, 1, 1, 1, 1)
+            target = torch.where(at_zero, x_lo, target)
+        pred = self.net()(recycled, x_hi, ctrl, per_frame(t_hi), mode="causal")
+        loss = ((pred[:, 1:].float() - target[:, 1:].float()) ** 2).mean()
+        return loss, {"loss": loss.item()}
+
+    @torch.no_grad()
+    def evaluate(self, step, out_dir):
+        metrics = super().evaluate(step, out_dir)
+        # the one-step student against the teacher's full ODE solution from the same noise
+        self.dit.eval()
+        rng = np.random.default_rng(99)
+        gen = torch.Generator().manual_seed(99)
+        z, ctrl = self.val.sample(4, self.cfg.clip_latents - 1, rng)
+        ctrl = ctrl if self.dit.config.control_features else None
+        recycled = torch.cat([z[:, :1], z[:, :-1]], 1)
+        x = torch.cat([z[:, :1], torch.randn(z[:, 1:].shape, generator=gen)], 1)
+        B, F = z.shape[:2]
+        ones = torch.ones(B, F)
+        ones[:, 0] = 0
+        one_step = self.dit(recycled, x, ctrl, ones, mode="causal")
+        for i in range(self.cfg.distill_steps, 0, -1):
+            t_hi, t_lo = float(self.grid[i]), float(self.grid[i - 1])
+            tf = torch.full((B, F), t_hi)
+            tf[:, 0] = 0
+            x0 = self.teacher(recycled, x, ctrl, tf, mode="causal")
+            x = torch.cat([z[:, :1], x[:, 1:] + (t_lo - t_hi) * (x[:, 1:] - x0[:, 1:]) / t_hi], 1)
+        metrics["ode_gap_mse"] = float(((one_step[:, 1:] - x[:, 1:]) ** 2).mean())
+        self.dit.train()
+        return metrics
+
+
+class AdversarialStage(DiffusionStage):
+    """Stages 4-5 (App. B): relativistic adversarial training with student forcing.
+
+    The generator (from distill) rolls out from a real first frame exactly as at inference (one
+    step per latent frame, KV cache, its own previous frame recycled and detached); a single
+    parallel block-causal pass with gradients then recomputes the same frames, so gradients flow
+    through the keys and values of earlier frames. The discriminator (from adapt, plus a head)
+    scores every frame. ``long``: the video is rolled out segment by segment, each segment
+    starting from the detached KV cache of the previous one and back-propagated on its own,
+    and judged in a window that overlaps the previous segment.
+    """
+
+    def __init__(self, cfg: TrainConfig):
+        self.long = cfg.stage == "long"
+        super().__init__(cfg)
+        self.disc = self.build_discriminator()
+        self.models = {"generator": self.dit, "discriminator": self.disc}
+        self.ema_model = "generator"
+        self.S = cfg.segment_latents if self.long else cfg.clip_latents - 1
+        self.n_segments = max(1, cfg.long_latents // self.S) if self.long else 1
+        self.overlap = cfg.segment_overlap if self.long else 0
+        self.phases = tuple(p for i in range(self.n_segments) for p in (f"disc{i}", f"gen{i}"))
+        self.phase_optimizer = {p: p.rstrip("0123456789") for p in self.phases}
+        if self.long and cfg.teacher_forcing:
+            raise ValueError("teacher forcing is an ablation of the adversarial stage only (no long ground truth)")
+        d_params = [p_ for p_ in self.disc.parameters() if p_.requires_grad]
+        self._d_trainable = set(d_params)
+        g_params = [p_ for p_ in self.dit.parameters() if p_.requires_grad]
+        self.phase_params = {p: (d_params if p.startswith("disc") else g_params) for p in self.phases}
+        self.phase_lr = {p: ((cfg.d_lr or cfg.lr) if p.startswith("disc") else cfg.lr) for p in self.phases}
+        if 1 + self.overlap + self.S > 1 + self.train.chunks.shape[1]:
+            raise ValueError("discriminator window longer than the training clips")
+
+    def init_path(self) -> Path:
+        if self.cfg.init:
+            return Path(self.cfg.init)
+        if self.long:
+            return stage_dir(self.cfg, "adversarial") / "final" / "generator"
+        return stage_dir(self.cfg, "distill") / "final" / "model"
+
+    def build_discriminator(self) -> Discriminator:
+        if self.long:
+            return Discriminator.from_pretrained(stage_dir(self.cfg, "adversarial") / "final" / "discriminator")
+        return Discriminator.from_generator(VideoDiT.from_pretrained(stage_dir(self.cfg, "adapt") / "final" / "model"))
+
+    def wrap_ddp(self) -> None:
+        self.dit_ddp = torch.nn.parallel.DistributedDataParallel(self.dit)
+        self.disc_ddp = torch.nn.parallel.DistributedDataParallel(self.disc)
+
+    def d_net(self):
+        return getattr(self, "disc_ddp", self.disc)
+
+    def _ctrl(self, c: torch.Tensor | None) -> torch.Tensor | None:
+        return c if self.dit.config.control_features else None
+
+    # ------------------------------------------------------------------ the video being made
+    def _new_video(self, rng: np.random.Generator, gen: torch.Generator) -> None:
+        """Pick a real first frame and a control sequence for the whole video."""
+        B = self.cfg.batch_size
+        total = self.n_segments * self.S
+        z, ctrl = self.train.sample(B, min(total, self.train.chunks.shape[1]), rng)
+        while ctrl.shape[1] - 1 < total:  # long videos: chain controls of further clips
+            _, more = self.train.sample(B, self.S, rng)
+            ctrl = torch.cat([ctrl, more[:, 1:]], 1)
+        self.video = [z[:, 0]]                                  # generated latents, detached
+        self.gt = z                                             # ground truth (teacher forcing ablation)
+        self.ctrl = ctrl                                        # (B, 1 + total, T, Cc)
+        self.cache = self.dit.new_cache(B)
+        with torch.no_grad():
+            zero = torch.zeros(B)
+            self.dit.step(self.cache, z[:, 0], z[:, 0], self._ctrl(ctrl[:, 0]), zero, 0)
+
+    def _segment_inputs(self, seg: int, gen: torch.Generator):
+        """Positions, noise and controls of segment ``seg``; rolls it out without gradients."""
+        a = 1 + seg * self.S
+        pos = torch.arange(a, a + self.S)
+        eps = torch.randn((self.cfg.batch_size, self.S, *self.video[0].shape[1:]), generator=gen)
+        ctrl = self.ctrl[:, a:a + self.S]
+        cache = self.cache.clone()
+        out = []
+        prev = self.video[-1]
+        ones = torch.ones(self.cfg.batch_size)
+        with torch.no_grad():
+            for i in range(self.S):
+                if self.cfg.teacher_forcing:
+                    prev = self.gt[:, a + i - 1]
+                prev = self.dit.step(cache, prev, eps[:, i], self._ctrl(ctrl[:, i]), ones, a + i)
+                out.append(prev)
+        return pos, eps, ctrl, torch.stack(out, 1)
+
+    def _window(self, fake_seg: torch.Tensor) -> torch.Tensor:
+        """The discriminator's view: the first frame, the overlap from before, the segment."""
+        parts = [self.video[0][:, None]]
+        if self.overlap:
+            parts.append(torch.stack(self.video[-self.overlap:], 1))
+        return torch.cat(parts + [fake_seg], 1)
+
+    def _window_ctrl(self, seg: int) -> torch.Tensor:
+        a = 1 + seg * self.S
+        return torch.cat([self.ctrl[:, :1], self.ctrl[:, a - self.overlap:a + self.S]], 1)
+
+    def _d(self, z, ctrl, t, eps):
+        return self.d_net()(z, self._ctrl(ctrl), t, eps)
+
+    def loss(self, phase, step, rng, gen):
+        seg = int(phase.lstrip("discgen"))
+        B = self.cfg.batch_size
+        if phase.startswith("disc"):
+            if seg == 0:
+                self._new_video(rng, gen)
+            self.seg_inputs = self._segment_inputs(seg, gen)
+        pos, eps, ctrl, rolled = self.seg_inputs
+        L = 1 + self.overlap + self.S
+        real, real_ctrl = self.train.sample(B, L - 1, rng)
+        t = torch.rand(B, generator=gen)                         # no shift for the discriminator
+        d_eps = torch.randn(real.shape, generator=gen)
+        fake_ctrl = self._window_ctrl(seg)
+        for p_ in self.disc.parameters():
+            p_.requires_grad_(phase.startswith("disc") and p_ in self._d_trainable)
+        if phase.startswith("disc"):
+            fake = self._window(rolled)
+            if self.cfg.r_exact:
+                real = real.requires_grad_(True)
+                fake = fake.detach().requires_grad_(True)
+            d_real = self._d(real, real_ctrl, t, d_eps)
+            d_fake = self._d(fake, fake_ctrl, t, d_eps)
+            loss = losses.relativistic_d_loss(d_fake, d_real)
+            if self.cfg.r_exact:
+                r1 = losses.exact_r_penalty(d_real, real)
+                r2 = losses.exact_r_penalty(d_fake, fake)
+                reg = self.cfg.r_gamma / 2 * (r1 + r2)
+            else:
+                s = self.cfg.r_sigma
+                noise_r = torch.randn(real.shape, generator=gen) * s
+                noise_f = torch.randn(fake.shape, generator=gen) * s
+                noise_r[:, 0] = 0
+                noise_f[:, 0] = 0
+                r1 = losses.approx_r_penalty(d_real, self._d(real + noise_r, real_ctrl, t, d_eps))
+                r2 = losses.approx_r_penalty(d_fake, self._d(fake + noise_f, fake_ctrl, t, d_eps))
+                reg = self.cfg.r_lambda * (r1 + r2)
+            metrics = {"d_loss": loss.item(), "r1": r1.item(), "r2": r2.item(),
+                       "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+            return loss + reg, metrics
+        # generator: recompute the segment with gradients, in one parallel pass over the cache
+        prev = torch.cat([self.video[-1][:, None], rolled[:, :-1]], 1)
+        if self.cfg.teacher_forcing:
+            a = int(pos[0])
+            prev = self.gt[:, a - 1:a - 1 + self.S]
+        ones = torch.ones(B, self.S)
+        fake_seg = self.net()(prev.detach(), eps, self._ctrl(ctrl), ones, mode="causal", positions=pos,
+                              cache=self.cache)
+        fake = self._window(fake_seg)
+        d_fake = self._d(fake, fake_ctrl, t, d_eps)
+        with torch.no_grad():
+            d_real = self._d(real, real_ctrl, t, d_eps)
+        loss = losses.relativistic_g_loss(d_fake, d_real)
+        self.video += list(fake_seg.detach().unbind(1))
+        keep = max(self.overlap, 1)
+        self.video = self.video[:1] + self.video[1:][-keep:]    # constant memory over long videos
+        return loss, {"g_loss": loss.item()}
+
+    def export(self, out_dir, models):
+        self.dit.save_pretrained(out_dir / "generator")
+        self.disc.save_pretrained(out_dir / "discriminator")
+
+
+from model.discriminator import Discriminator  # noqa: E402
+
+STAGE_CLASSES.update(distill=DistillStage, adversarial=AdversarialStage, long=AdversarialStage)
