@@ -13,7 +13,15 @@ def _gauss_window(size: int = 7, sigma: float = 1.5, device=None, dtype=None) ->
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """Mean SSIM (Wang et al. 2004, Gaussian window 7, sigma 1.5) of (N, C, H, W) images."""
+    """Mean SSIM (Wang et al. 2004, Gaussian window 7, sigma 1.5) of (N, C, H, W) images.
+
+    Always fp32 (also under autocast): its variances cancel catastrophically in bf16.
+    """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _ssim_fp32(x.float(), y.float(), data_range)
+
+
+def _ssim_fp32(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
     C = x.shape[1]
     g = _gauss_window(device=x.device, dtype=x.dtype)
     kh = g.view(1, 1, -1, 1).expand(C, 1, -1, 1)
@@ -32,11 +40,10 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Ten
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, ssim_weight: float = 0.2) -> torch.Tensor:
     """L1 + ssim_weight * (1 - SSIM) over (..., 3, H, W) frames in [-1, 1] (no perceptual net offline).
 
-    Computed in fp32 even under autocast: SSIM's variances cancel catastrophically in bf16.
+    The L1 term is taken in fp32 too.
     """
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        a, b = x_hat.flatten(0, -4).float(), x.flatten(0, -4).float()
-        return (a - b).abs().mean() + ssim_weight * (1.0 - ssim(a, b))
+    a, b = x_hat.flatten(0, -4).float(), x.flatten(0, -4).float()
+    return (a - b).abs().mean() + ssim_weight * (1.0 - ssim(a, b))
 
 
 # ----------------------------------------------------------------------------- diffusion
