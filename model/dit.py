@@ -29,7 +29,8 @@ import torch.nn.functional as Fn
 from einops import rearrange
 
 from model.io import Pretrained
-from model.kernels import attention, modulated_norm, apply_rope
+from model.kernels import apply_rope, attention, modulated_norm
+from model.kernels.attention import frame_visibility
 
 CONTROL_FEATURES = {"camera": 24, "pose": 132, "none": 0}  # per token, for 4 video frames per latent
 
@@ -124,14 +125,9 @@ class RoPE3D(nn.Module):
 
 def frame_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int, mode: str) -> torch.Tensor:
     """(Fq, Fk) bool [query frame, key frame] visible, from stream positions (0 = first frame)."""
-    q, k = q_pos[:, None], k_pos[None, :]
-    if mode == "bidirectional":
-        m = (k >= 1) & (q >= 1)
-    elif mode == "causal":
-        m = (k >= 1) & (k <= q) & (k >= q - window)
-    else:
-        raise ValueError(f"mode must be 'bidirectional' or 'causal', got {mode!r}")
-    return m | (k == 0)
+    if mode not in ("causal", "bidirectional"):
+        raise ValueError(f"mode must be 'causal' or 'bidirectional', got {mode!r}")
+    return frame_visibility(q_pos, k_pos, window, mode == "causal")
 
 
 # ----------------------------------------------------------------------------- cache
@@ -211,9 +207,10 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, cfg.dim))
         self.ada = nn.Linear(cfg.dim, 6 * cfg.dim)
 
-    def forward(self, x, c, T, rope, mask, cache: KVCache | None = None, layer: int = 0,
+    def forward(self, x, c, T, rope, frames: tuple, cache: KVCache | None = None, layer: int = 0,
                 positions: list[int] | None = None):
-        """x (B, F*T, D), c (B, F, D); mask (F*T, [cache slots*T +] F*T) bool.
+        """x (B, F*T, D), c (B, F, D); frames = (query token frames, key token frames, window,
+        causal) for the attention mask (see model/kernels/attention.py).
 
         With ``cache``, the frames also attend to the cached keys (a prefix) and their own keys
         and values are written into it afterwards.
@@ -228,7 +225,7 @@ class Block(nn.Module):
             cache.write(layer, positions, k, v)
         else:
             kk, vv = k, v
-        o = attention(q, kk, vv, mask)
+        o = attention(q, kk, vv, *frames)
         x = x + g1 * self.attn.proj(rearrange(o, "b h n e -> b n (h e)"))
         x = x + g2 * self.mlp(modulated_norm(x, sh2, sc2))
         return x
@@ -320,20 +317,21 @@ class VideoDiT(Pretrained):
             positions = torch.arange(F, device=dev)
         x, c, rec_tok = self._embed(recycled, noisy, control, t, positions)
         rope = self.rope.tables(positions)
-        fm = frame_mask(positions, positions, self.config.window, mode)  # (F, F)
+        if mode not in ("causal", "bidirectional"):
+            raise ValueError(f"mode must be 'causal' or 'bidirectional', got {mode!r}")
+        q_frames = positions.repeat_interleave(T)                          # (F*T,) frame of each token
+        k_frames = q_frames
         if cache is not None:
             if mode != "causal":
                 raise ValueError("a KV cache only makes sense for causal attention")
-            cp = cache.positions.to(dev)
-            prefix = frame_mask(positions, cp.clamp_min(0), self.config.window, "causal") & (cp >= 0)[None]
-            fm = torch.cat([prefix, fm], 1)                                # (F, slots + F)
-        mask = fm.repeat_interleave(T, 0).repeat_interleave(T, 1)        # (F*T, [slots*T +] F*T)
+            k_frames = torch.cat([cache.positions.to(dev).repeat_interleave(T), q_frames])
+        frames = (q_frames, k_frames, self.config.window, mode == "causal")
         pos_list = positions.tolist()
         for i, blk in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and cache is None:
-                x = torch.utils.checkpoint.checkpoint(blk, x, c, T, rope, mask, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(blk, x, c, T, rope, frames, use_reentrant=False)
             else:
-                x = blk(x, c, T, rope, mask, cache=cache, layer=i, positions=pos_list)
+                x = blk(x, c, T, rope, frames, cache=cache, layer=i, positions=pos_list)
         if return_features:
             return x
         return self._head(x, c, rec_tok, T)

@@ -1,0 +1,103 @@
+"""The DiT: streaming with the KV cache equals the block-causal parallel forward."""
+import pytest
+import torch
+
+from model.config import replace
+from model.dit import PRESETS, VideoDiT, frame_mask
+
+
+def _model(**kw) -> VideoDiT:
+    m = VideoDiT(replace(PRESETS["tiny"], **kw)).eval()
+    with torch.no_grad():  # leave adaLN-Zero's identity start: random weights everywhere
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return m
+
+
+def _inputs(m: VideoDiT, B: int, F: int):
+    c = m.config
+    shape = (B, F, c.latent_channels, c.latent_size, c.latent_size)
+    t = torch.rand(B, F)
+    t[:, 0] = 0
+    ctrl = torch.randn(B, F, c.tokens_per_frame, c.control_features)
+    return torch.randn(shape), torch.randn(shape), ctrl, t
+
+
+@pytest.mark.parametrize("window", [1, 2, 5])
+def test_streaming_equals_parallel_causal(window):
+    m = _model(window=window)
+    rec, noisy, ctrl, t = _inputs(m, 2, 11)           # 11 frames: the window slides several times
+    with torch.no_grad():
+        full = m(rec, noisy, ctrl, t, mode="causal")
+        cache = m.new_cache(2)
+        steps = torch.stack([m.step(cache, rec[:, i], noisy[:, i], ctrl[:, i], t[:, i], i) for i in range(11)], 1)
+    assert (full - steps).abs().max().item() < 1e-4
+
+
+def test_segment_over_cache_equals_parallel():
+    m = _model(window=3)
+    rec, noisy, ctrl, t = _inputs(m, 1, 10)
+    with torch.no_grad():
+        full = m(rec, noisy, ctrl, t, mode="causal")
+        cache = m.new_cache(1)
+        for i in range(6):
+            m.step(cache, rec[:, i], noisy[:, i], ctrl[:, i], t[:, i], i)
+        seg = m(rec[:, 6:], noisy[:, 6:], ctrl[:, 6:], t[:, 6:], positions=torch.arange(6, 10), cache=cache)
+    assert (seg - full[:, 6:]).abs().max().item() < 1e-4
+
+
+def test_causal_frames_ignore_the_future_and_the_far_past():
+    # window 1, depth 2: frame 4 sees frames 3-4 directly and frame 2 through frame 3's keys
+    m = _model(window=1)
+    rec, noisy, ctrl, t = _inputs(m, 1, 7)
+    with torch.no_grad():
+        a = m(rec, noisy, ctrl, t, mode="causal")
+        rec2, noisy2 = rec.clone(), noisy.clone()
+        noisy2[:, 5:] += 1.0          # the future of frame 4
+        noisy2[:, 1] += 1.0           # beyond frame 4's receptive field (frames 2-4)
+        rec2[:, 1] += 1.0
+        b = m(rec2, noisy2, ctrl, t, mode="causal")
+        assert torch.allclose(a[:, 4], b[:, 4], atol=1e-5)
+        assert not torch.allclose(a[:, 5], b[:, 5], atol=1e-3)
+        # bidirectional: every frame sees every other
+        c = m(rec, noisy, ctrl, t, mode="bidirectional")
+        d = m(rec2, noisy2, ctrl, t, mode="bidirectional")
+        assert not torch.allclose(c[:, 4], d[:, 4], atol=1e-3)
+
+
+def test_position_shift_invariance_for_unlimited_streams():
+    """Only relative time matters and the first frame is position-free: a window deep into a
+    stream gives exactly what the same window gives near the start."""
+    m = _model(window=3)
+    rec, noisy, ctrl, t = _inputs(m, 1, 4)
+    with torch.no_grad():
+        near = m(rec, noisy, ctrl, t, positions=torch.tensor([0, 1, 2, 3]))
+        far = m(rec, noisy, ctrl, t, positions=torch.tensor([0, 100001, 100002, 100003]))
+    assert (near - far).abs().max().item() < 1e-4
+
+
+def test_first_frame_is_always_visible():
+    mask = frame_mask(torch.arange(8), torch.arange(8), 2, "causal")
+    assert mask[:, 0].all()
+    assert not mask[0, 1:].any()                   # the first frame sees only itself
+    assert mask[7].tolist() == [True, False, False, False, False, True, True, True]
+
+
+def test_output_is_recycled_plus_residual_at_init():
+    m = VideoDiT(PRESETS["tiny"])                  # adaLN-Zero: the residual starts at zero
+    rec, noisy, ctrl, t = _inputs(m, 1, 3)
+    with torch.no_grad():
+        out = m(rec, noisy, ctrl, t)
+    assert torch.allclose(out, rec)
+
+
+def test_cache_memory_is_constant():
+    m = _model(window=2)
+    cache = m.new_cache(1)
+    before = (cache.k.data_ptr(), cache.k.shape)
+    rec, noisy, ctrl, t = _inputs(m, 1, 9)
+    with torch.no_grad():
+        for i in range(9):
+            m.step(cache, rec[:, i], noisy[:, i], ctrl[:, i], t[:, i], i)
+    assert (cache.k.data_ptr(), cache.k.shape) == before
+    assert sorted(cache.positions.tolist()) == [0, 7, 8]
