@@ -44,6 +44,7 @@ def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, con
     fpl = ae.config.frames_per_latent
     F = 1 + fpl * ((reader.frame_shape[0] - 1) // fpl)
     n = len(reader) if limit is None else min(limit, len(reader))
+    starts = tuple(j for j in starts if fpl * j + fpl < F)            # a start needs a chunk after it
     chunks, stills, ctrl = [], [], []
     ae.eval()
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -88,6 +89,8 @@ class LatentWindows:
     def sample(self, batch: int, K: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """z (B, 1 + K, C, h, w) with the first frame's code first; control (B, 1 + K, T, Cc)."""
         valid = [s for s, j in enumerate(self.starts) if j + K <= self.chunks.shape[1]]
+        if not valid:
+            raise ValueError(f"no window of {K} latent frames fits clips of {self.chunks.shape[1]}")
         zs, cs = [], []
         for _ in range(batch):
             first, chunks, ctrl = self.window(int(rng.integers(len(self))), valid[int(rng.integers(len(valid)))], K)
