@@ -73,6 +73,12 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale) + shift
 
 
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """RMSNorm over the last dim, statistics in fp32, output in x's dtype (QK-norm)."""
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(x.dtype)
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """(...,) t in [0, 1] -> (..., dim) sinusoidal features of 1000 t (DiT)."""
     half = dim // 2
@@ -191,8 +197,8 @@ class Attention(nn.Module):
         """(B, N, D) -> q, k, v (B, H, N, E) with QK-norm and RoPE applied."""
         cos, sin, key_scale = rope
         q, k, v = rearrange(self.qkv(x), "b n (three h e) -> three b h n e", three=3, h=self.H)
-        q = apply_rope(self.q_norm(q.float()).to(q.dtype), cos, sin)
-        k = apply_rope(self.k_norm(k.float()).to(k.dtype), cos, sin) * key_scale.to(q.dtype)
+        q = apply_rope(rms_norm(q, self.q_norm.weight), cos, sin)
+        k = apply_rope(rms_norm(k, self.k_norm.weight), cos, sin) * key_scale.to(q.dtype)
         return q, k, v
 
 

@@ -32,10 +32,11 @@ def _control_or_none(dit: VideoDiT, control: torch.Tensor | None) -> torch.Tenso
 @torch.no_grad()
 def sample_bidirectional(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None, K: int, steps: int,
                          shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The offline teacher: all K frames denoised jointly. Returns (B, 1 + K, C, h, w)."""
+    """The offline teacher: all K frames denoised jointly, the first frame concatenated to each
+    on channels (image-to-video conditioning). Returns (B, 1 + K, C, h, w)."""
     B = z0.shape[0]
     x = torch.randn((B, K, *z0.shape[1:]), generator=generator, device=z0.device, dtype=z0.dtype)
-    recycled = torch.cat([z0[:, None], torch.zeros_like(x)], 1)
+    recycled = z0[:, None].expand(B, 1 + K, *z0.shape[1:])           # the first frame on every frame
     sched = make_scheduler(steps, shift)
     for i, ts in enumerate(sched.timesteps):
         sigma = float(sched.sigmas[i])

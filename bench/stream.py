@@ -1,0 +1,95 @@
+"""Streaming benchmark: the engine's real-time step, as the app runs it.
+
+    python -m bench.stream [--preset world-128] [--frames 1440] [--compile] --json
+
+Prints one JSON object: fps (video frames per second at the median step), step_ms_p50/p95,
+step_ms_p95 near frame 100 and at the end (flatness), first_frame_ms, decode_ms_p50, dit_ms_p50,
+rss_mb_start/end, resolution, nfe_per_latent_frame, achieved_gflops of the generator step and the
+bf16 matmul peak measured in the same run. Uses the shipped weights when they exist
+(``trained: true``), random ones otherwise. ``--frames`` counts video frames (4 per step).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.common import DEFAULT, PRESETS, controls_for, engine_for, matmul_peak_gflops, rss_mb, set_threads
+from model.runtime import keep_freed_memory
+
+
+def dit_flops_per_step(engine) -> float:
+    """FLOPs of one generator step (counted by torch on a throwaway cache)."""
+    dit = engine.dit
+    cache = dit.new_cache(1, dtype=engine.dtype)
+    z = engine.state.prev
+    ctrl = engine._zero_control()
+    with torch.no_grad():
+        dit.step(cache, z, z, ctrl, torch.zeros(1), 0)
+        with FlopCounterMode(display=False) as fc:
+            dit.step(cache, z, z, ctrl, torch.ones(1), 1)
+    return float(fc.get_total_flops())
+
+
+def run(preset: str, frames: int, compile: bool = False) -> dict:
+    keep_freed_memory()
+    threads = set_threads()
+    engine, trained = engine_for(preset, compile)
+    steps = max(2, frames // engine.fpl)
+    first = np.random.default_rng(0).integers(0, 255, (engine.size, engine.size, 3), dtype=np.uint8)
+    controls = controls_for(engine, steps)
+    engine.reset(first, seed=0)
+    for c in controls[:5]:                                           # warm-up (and compile)
+        engine.step(c)
+    t = time.perf_counter()
+    engine.reset(first, seed=0)
+    first_ms = (time.perf_counter() - t) * 1e3
+    rss0 = rss_mb()
+    step_ms, dit_ms, dec_ms = [], [], []
+    for c in controls:
+        t = time.perf_counter()
+        engine.step(c)
+        step_ms.append((time.perf_counter() - t) * 1e3)
+        dit_ms.append(engine.timing.dit_ms)
+        dec_ms.append(engine.timing.decode_ms)
+    rss1 = rss_mb()
+    flops = dit_flops_per_step(engine)
+    peak = matmul_peak_gflops()
+    s = np.array(step_ms)
+    early = s[25:50] if len(s) >= 50 else s[: max(1, len(s) // 4)]   # around video frame 100-200
+    late = s[-25:]
+    return {
+        "preset": preset, "trained": trained, "resolution": engine.size, "frames": steps * engine.fpl,
+        "threads": threads, "compile": compile,
+        "fps": round(engine.fpl * 1000.0 / float(np.median(s)), 2),
+        "step_ms_p50": round(float(np.median(s)), 2), "step_ms_p95": round(float(np.percentile(s, 95)), 2),
+        "step_ms_p95_early": round(float(np.percentile(early, 95)), 2),
+        "step_ms_p95_late": round(float(np.percentile(late, 95)), 2),
+        "first_frame_ms": round(first_ms, 2),
+        "dit_ms_p50": round(float(np.median(dit_ms)), 2), "decode_ms_p50": round(float(np.median(dec_ms)), 2),
+        "decode_ms_per_frame": round(float(np.median(dec_ms)) / engine.fpl, 2),
+        "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss1, 1),
+        "nfe_per_latent_frame": 1,
+        "dit_gflop_per_step": round(flops / 1e9, 3),
+        "achieved_gflops": round(flops / (float(np.median(dit_ms)) / 1e3) / 1e9, 1),
+        "matmul_peak_gflops": round(peak, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT)
+    p.add_argument("--frames", type=int, default=1440, help="video frames to generate (4 per step)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the generator step")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    r = run(a.preset, a.frames, a.compile)
+    print(json.dumps(r) if a.json else "\n".join(f"{k:22s} {v}" for k, v in r.items()))
+
+
+if __name__ == "__main__":
+    main()
