@@ -131,7 +131,7 @@ def latent_cache(cfg: TrainConfig, ae: VideoAutoencoder, split: str, grid: int, 
 class DiffusionStage(Stage):
     """Stages 1-2 (App. B): flow matching with shifted t, the same t for every frame.
 
-    teacher: bidirectional, no recycled input (the offline model);
+    teacher: bidirectional, the first frame in every frame's recycled slot (the offline model);
     adapt:   block-causal, the ground-truth previous latent recycled (teacher forcing).
     """
     phases = ("main",)
@@ -182,7 +182,9 @@ class DiffusionStage(Stage):
     def inputs(self, z: torch.Tensor, noisy: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(recycled, noisy) channels for a teacher-forced clip z (B, F, C, h, w)."""
         if self.cfg.stage == "teacher":
-            recycled = torch.cat([z[:, :1], torch.zeros_like(z[:, 1:])], 1)
+            # image-to-video conditioning (as SVD / Wan I2V): the first frame on every frame's channels;
+            # adaptation then swaps in the previous frame, so the residual head transfers
+            recycled = z[:, :1].expand_as(z)
         else:
             prev = torch.cat([z[:, :1], z[:, :-1]], 1)
             if self.cfg.recycle_noise > 0:
