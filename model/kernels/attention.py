@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as Fn
 
 from model.kernels.dispatch import choose
 
@@ -34,11 +33,19 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_fra
                         k_frames: torch.Tensor, window: int, causal: bool) -> torch.Tensor:
     """q (B, H, Nq, E), k, v (B, H, Nk, E); q_frames (Nq,), k_frames (Nk,) -> (B, H, Nq, E).
 
-    Queries that see no key get zeros.
+    Plain math in the inputs' dtype, also under autocast (the softmax stays in bf16 when the
+    inputs are bf16): on this CPU it is about twice as fast as SDPA's masked path at our sizes
+    (a few hundred keys), forward and backward. Queries that see no key get zeros.
     """
     mask = frame_visibility(q_frames, k_frames, window, causal)
-    out = Fn.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    return torch.where(mask.any(-1)[:, None], out, torch.zeros_like(out))
+    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        s = torch.baddbmm(bias.expand(q.shape[0] * q.shape[1], *mask.shape),
+                          q.flatten(0, 1) * (1.0 / math.sqrt(q.shape[-1])), k.flatten(0, 1).transpose(-1, -2))
+        p = torch.softmax(s, -1)
+        if not bool(mask.any(-1).all()):
+            p = torch.nan_to_num(p, nan=0.0)
+        return (p @ v.flatten(0, 1)).view(q.shape[:-1] + (v.shape[-1],))
 
 
 # ----------------------------------------------------------------------------- Triton
