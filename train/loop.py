@@ -93,8 +93,11 @@ class Stage:
             m.save_pretrained(out_dir / name)
 
 
-def train(cfg: TrainConfig, dry_run: bool = False) -> Path:
-    """Run (or resume) ``cfg.stage``; returns the directory of the exported final models."""
+def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
+    """Run (or resume) ``cfg.stage``; returns the directory of the exported final models.
+
+    ``on_end(models)``, if given, sees this rank's trained models before the function returns.
+    """
     from train.stages import build_stage
 
     if cfg.threads:
@@ -111,9 +114,11 @@ def train(cfg: TrainConfig, dry_run: bool = False) -> Path:
         print(json.dumps({"config": to_dict(cfg), "parameters": n, "phases": list(stage.phases)}, indent=2))
         return run_dir
 
-    # DDP: wrap trainable modules; gradients are averaged across ranks
+    # DDP: one wrapper around all of the stage's models; its forward is the stage's loss, so the
+    # gradients of whichever models a phase trains are averaged across ranks during backward
+    ddp = None
     if dist.is_initialized():
-        stage.wrap_ddp()
+        ddp = torch.nn.parallel.DistributedDataParallel(_StageModule(stage), find_unused_parameters=True)
     # phases may share an optimiser (the long stage alternates D and G once per segment)
     opt_of = {ph: stage.phase_optimizer.get(ph, ph) for ph in stage.phases}
     optimizers = {}
@@ -151,7 +156,7 @@ def train(cfg: TrainConfig, dry_run: bool = False) -> Path:
             rng = np.random.default_rng(step_seed(cfg, step, p_i))
             gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(2 ** 62)))
             with autocast:
-                loss, metrics = stage.loss(phase, step, rng, gen)
+                loss, metrics = (ddp or stage.loss)(phase, step, rng, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(stage.phase_params[phase], cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
@@ -211,7 +216,21 @@ def train(cfg: TrainConfig, dry_run: bool = False) -> Path:
             stage.export(final, stage.models)
     if dist.is_initialized():
         dist.barrier()
+    if on_end is not None:
+        on_end(stage.models)
     return final
+
+
+class _StageModule(torch.nn.Module):
+    """The stage's models as one module whose forward is the stage's loss (for DDP)."""
+
+    def __init__(self, stage: Stage):
+        super().__init__()
+        self.stage = stage
+        self.models = torch.nn.ModuleDict(stage.models)
+
+    def forward(self, phase, step, rng, gen):
+        return self.stage.loss(phase, step, rng, gen)
 
 
 class _ema_swapped:

@@ -39,10 +39,6 @@ class AutoencoderStage(Stage):
         self.val = ShardReader(Path(cfg.data) / "val")
         self.sampler = ChunkSampler(self.train, self.ae.config.frames_per_latent, cfg.crop, cfg.still_fraction)
 
-    def wrap_ddp(self) -> None:
-        self.ae.encoder = torch.nn.parallel.DistributedDataParallel(self.ae.encoder)
-        self.ae.decoder = torch.nn.parallel.DistributedDataParallel(self.ae.decoder)
-
     def loss(self, phase, step, rng, gen):
         prev, cur = self.sampler.sample(self.cfg.batch_size, rng)     # (B, 1 + fpl, 3, c, c) each
         B = cur.shape[0]
@@ -173,12 +169,6 @@ class DiffusionStage(Stage):
                          control=self.cfg.control)
         return VideoDiT(dc)
 
-    def wrap_ddp(self) -> None:
-        self.dit_ddp = torch.nn.parallel.DistributedDataParallel(self.dit)
-
-    def net(self):
-        return getattr(self, "dit_ddp", self.dit)
-
     def inputs(self, z: torch.Tensor, noisy: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(recycled, noisy) channels for a teacher-forced clip z (B, F, C, h, w)."""
         if self.cfg.stage == "teacher":
@@ -202,7 +192,7 @@ class DiffusionStage(Stage):
         tf[:, 0] = 0.0                                                                      # the given first frame
         eps = torch.randn(z.shape, generator=gen)
         recycled, noisy = self.inputs(z, losses.flow_interpolate(z, eps, tf), gen)
-        x0 = self.net()(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode=self.mode)
+        x0 = self.dit(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode=self.mode)
         loss = losses.v_loss_from_x0(x0[:, 1:], z[:, 1:], tf[:, 1:], self.cfg.t_min)
         return loss, {"loss": loss.item()}
 
@@ -300,7 +290,7 @@ class DistillStage(DiffusionStage):
             target = self.dit(recycled, x_lo, ctrl, per_frame(t_lo), mode="causal")
             at_zero = (t_lo == 0).view(B, 1, 1, 1, 1)
             target = torch.where(at_zero, x_lo, target)
-        pred = self.net()(recycled, x_hi, ctrl, per_frame(t_hi), mode="causal")
+        pred = self.dit(recycled, x_hi, ctrl, per_frame(t_hi), mode="causal")
         loss = ((pred[:, 1:].float() - target[:, 1:].float()) ** 2).mean()
         return loss, {"loss": loss.item()}
 
@@ -375,13 +365,6 @@ class AdversarialStage(DiffusionStage):
             return Discriminator.from_pretrained(stage_dir(self.cfg, "adversarial") / "final" / "discriminator")
         return Discriminator.from_generator(VideoDiT.from_pretrained(stage_dir(self.cfg, "adapt") / "final" / "model"))
 
-    def wrap_ddp(self) -> None:
-        self.dit_ddp = torch.nn.parallel.DistributedDataParallel(self.dit)
-        self.disc_ddp = torch.nn.parallel.DistributedDataParallel(self.disc)
-
-    def d_net(self):
-        return getattr(self, "disc_ddp", self.disc)
-
     def _ctrl(self, c: torch.Tensor | None) -> torch.Tensor | None:
         return c if self.dit.config.control_features else None
 
@@ -432,7 +415,7 @@ class AdversarialStage(DiffusionStage):
         return torch.cat([self.ctrl[:, :1], self.ctrl[:, a - self.overlap:a + self.S]], 1)
 
     def _d(self, z, ctrl, t, eps):
-        return self.d_net()(z, self._ctrl(ctrl), t, eps)
+        return self.disc(z, self._ctrl(ctrl), t, eps)
 
     def loss(self, phase, step, rng, gen):
         seg = int(phase.lstrip("discgen"))
@@ -479,7 +462,7 @@ class AdversarialStage(DiffusionStage):
             a = int(pos[0])
             prev = self.gt[:, a - 1:a - 1 + self.S]
         ones = torch.ones(B, self.S)
-        fake_seg = self.net()(prev.detach(), eps, self._ctrl(ctrl), ones, mode="causal", positions=pos,
+        fake_seg = self.dit(prev.detach(), eps, self._ctrl(ctrl), ones, mode="causal", positions=pos,
                               cache=self.cache)
         fake = self._window(fake_seg)
         d_fake = self._d(fake, fake_ctrl, t, d_eps)
