@@ -73,6 +73,8 @@ class RigLimits:
     clearance: float = 1.0        # camera stays this far above ground(x, y)
     ceiling: float = float("inf")  # and below this absolute height
     yaw_range: Optional[float] = None  # |yaw| limit (photo pans); None = free 360
+    max_climb: float = float("inf")    # a horizontal move onto ground higher than this above the
+                                       # camera's feet is blocked (walls in cities), not climbed
 
 
 class CameraRig:
@@ -105,7 +107,12 @@ class CameraRig:
         psi = math.radians(s.yaw)
         heading = np.array([math.sin(psi), math.cos(psi), 0.0])
         right = np.array([math.cos(psi), -math.sin(psi), 0.0])
-        s.position = s.position + c[3] * heading + c[4] * right + np.array([0.0, 0.0, c[5]])
+        new = s.position + c[3] * heading + c[4] * right + np.array([0.0, 0.0, c[5]])
+        if self.ground is not None and np.isfinite(self.limits.max_climb):
+            feet = s.position[2] - self.limits.clearance
+            if self.ground(float(new[0]), float(new[1])) > feet + self.limits.max_climb:
+                new[:2] = s.position[:2]                      # blocked by a wall: stay put
+        s.position = new
         # zoom in (c[6] > 0) multiplies the focal length by exp(c[6])
         f = 1.0 / math.tan(math.radians(s.fov_x) / 2.0) * math.exp(c[6])
         s.fov_x = math.degrees(2.0 * math.atan(1.0 / f))

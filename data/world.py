@@ -359,7 +359,9 @@ def _render(out, pos, R, fx, fy, cx, cy, h, hmax, slope, max_step, far, m0, m1, 
                 gap = z - _sample_h(h, (px + t * dx) * inv_cell, (py + t * dy) * inv_cell)
                 if gap < 0.0:
                     a, b, ga = prev_t, t, prev_gap
-                    for _ in range(4):  # refine by bisection
+                    for _ in range(12):  # refine by bisection to a few mm (no banding on walls)
+                        if b - a < 0.002 + 0.0005 * a:
+                            break
                         m = 0.5 * (a + b)
                         gm = pz + m * dz - _sample_h(h, (px + m * dx) * inv_cell, (py + m * dy) * inv_cell)
                         if gm < 0.0:
@@ -460,7 +462,8 @@ def start_state(world: World, rng: np.random.Generator, fov_x: float | None = No
 
 
 def rig_for(world: World, state: CameraState, width: int, height: int) -> CameraRig:
-    limits = RigLimits(clearance=1.0, ceiling=float(world.height.max()) + 40.0, fov_min=40.0, fov_max=90.0)
+    limits = RigLimits(clearance=1.0, ceiling=float(world.height.max()) + 40.0, fov_min=40.0, fov_max=90.0,
+                       max_climb=0.5 if world.kind == "city" else float("inf"))
     return CameraRig(width, height, state, limits, ground=world.ground)
 
 
