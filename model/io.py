@@ -28,10 +28,13 @@ class Pretrained(torch.nn.Module):
     """
     config_class: type = object
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
+        """Write config.json + model.safetensors; ``dtype`` (e.g. bf16 for shipped assets) casts
+        floating-point tensors, loading casts them back to the model's dtype."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+                   for k, v in self.state_dict().items()}
         save_file(tensors, str(d / (WEIGHTS_NAME + ".tmp")), metadata={"class": type(self).__name__})
         (d / (CONFIG_NAME + ".tmp")).write_text(to_json(self.config))
         os.replace(d / (WEIGHTS_NAME + ".tmp"), d / WEIGHTS_NAME)
