@@ -27,11 +27,11 @@ def dit_flops_per_step(engine) -> float:
     dit = engine.dit
     cache = dit.new_cache(1, dtype=engine.dtype)
     z = engine.state.prev
-    ctrl = engine._zero_control()
+    ctrl, warp = engine._zero_control(), engine._identity_warp()
     with torch.no_grad():
-        dit.step(cache, z, z, ctrl, torch.zeros(1), 0)
+        dit.step(cache, z, z, ctrl, torch.zeros(1), 0, warp)
         with FlopCounterMode(display=False) as fc:
-            dit.step(cache, z, z, ctrl, torch.ones(1), 1)
+            dit.step(cache, z, z, ctrl, torch.ones(1), 1, warp)
     return float(fc.get_total_flops())
 
 

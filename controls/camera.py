@@ -166,6 +166,38 @@ def plucker_tokens(K: np.ndarray, w2c: np.ndarray, ref_K: np.ndarray, ref_w2c: n
     return np.concatenate(feats, -1).astype(np.float32)
 
 
+def rotation_homography(K_src: np.ndarray, w2c_src: np.ndarray, K_dst: np.ndarray, w2c_dst: np.ndarray) -> np.ndarray:
+    """3x3 homography mapping source pixels to destination pixels for the cameras' relative rotation
+    (exact for distant scenery, a pure rotation or a zoom; translation is ignored)."""
+    R = w2c_dst[:3, :3].astype(np.float64) @ w2c_src[:3, :3].astype(np.float64).T
+    return K_dst.astype(np.float64) @ R @ np.linalg.inv(K_src.astype(np.float64))
+
+
+def reprojection_map(K_src: np.ndarray, w2c_src: np.ndarray, K_dst: np.ndarray, w2c_dst: np.ndarray, width: int,
+                     height: int) -> np.ndarray:
+    """(3, 3) float32 homography taking normalised destination coordinates to normalised source
+    coordinates (x, y in [-1, 1] at the image edges, pixel centres at i + 0.5: the convention of
+    ``grid_sample(align_corners=False)``), for the cameras' relative rotation and zoom.
+
+    Resolution-free, so the same map reprojects 128 px frames and their 16 px latents. It is
+    what the DiT uses to reproject the recycled latent to the commanded camera (model/dit.py).
+    """
+    N = np.array([[2.0 / width, 0.0, -1.0], [0.0, 2.0 / height, -1.0], [0.0, 0.0, 1.0]])
+    H_inv = np.linalg.inv(rotation_homography(K_src, w2c_src, K_dst, w2c_dst))
+    M = N @ H_inv @ np.linalg.inv(N)
+    return (M / M[2, 2]).astype(np.float32)
+
+
+def clip_reprojection_maps(K: np.ndarray, w2c: np.ndarray, width: int, height: int, fpl: int = 4) -> np.ndarray:
+    """(1 + k, 3, 3) maps of a clip of 1 + fpl k frames: latent frame j (ending at video frame
+    fpl j) from latent frame j - 1 (ending at fpl (j - 1)); latent frame 0 gets the identity."""
+    k = (K.shape[0] - 1) // fpl
+    out = np.tile(np.eye(3, dtype=np.float32), (1 + k, 1, 1))
+    for j in range(1, 1 + k):
+        out[j] = reprojection_map(K[fpl * (j - 1)], w2c[fpl * (j - 1)], K[fpl * j], w2c[fpl * j], width, height)
+    return out
+
+
 def clip_camera_tokens(K: np.ndarray, w2c: np.ndarray, width: int, height: int, grid: int, fpl: int = 4) -> np.ndarray:
     """(1 + k, T, 6 fpl) camera tokens of a clip of 1 + fpl k frames; latent frame 0 is zeros."""
     F = K.shape[0]

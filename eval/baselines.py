@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from controls.camera import clip_camera_tokens
+from controls.camera import clip_camera_tokens, clip_reprojection_maps
 from data.shards import ShardReader
 from data.video import contact_sheet
 from eval.metrics import psnr_per_frame, rotation_homography, warp_frame
@@ -45,14 +45,15 @@ def model_rollout(ae: VideoAutoencoder, dit: VideoDiT, frames: np.ndarray, K: np
     H, W = frames.shape[1:3]
     grid = dit.config.latent_size // dit.config.patch
     ctrl = torch.from_numpy(clip_camera_tokens(K[:1 + fpl * k], w2c[:1 + fpl * k], W, H, grid, fpl))[None]
+    warp = torch.from_numpy(clip_reprojection_maps(K[:1 + fpl * k], w2c[:1 + fpl * k], W, H, fpl))[None]
     x0 = to_pixels(frames[:1])                                             # (1, 3, H, W)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         z0 = ae.normalize(ae.encode_image(x0).float())
         gen = torch.Generator().manual_seed(seed)
         if sampler == "one-step":
-            z = rollout_one_step(dit, z0, ctrl, k, gen)
+            z = rollout_one_step(dit, z0, ctrl, k, gen, warp)
         else:
-            z = sample_causal(dit, z0, ctrl, k, steps, shift, gen)
+            z = sample_causal(dit, z0, ctrl, k, steps, shift, gen, warp)
         x = ae.decode(ae.denormalize(z.float())).float()[0]
     out = to_uint8(x)
     out[0] = frames[0]

@@ -5,6 +5,8 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from controls.camera import rotation_homography  # noqa: F401  (re-exported: the warp baseline's homography)
+
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two uint8 images (or stacks of them) of the same shape."""
@@ -21,13 +23,6 @@ def ssim_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(F, H, W, 3) x2 -> (F,) SSIM (scikit-image, Gaussian window, RGB channels)."""
     return np.array([structural_similarity(x, y, channel_axis=-1, gaussian_weights=True, sigma=1.5,
                                            use_sample_covariance=False, data_range=255) for x, y in zip(a, b)])
-
-
-def rotation_homography(K_src: np.ndarray, w2c_src: np.ndarray, K_dst: np.ndarray, w2c_dst: np.ndarray) -> np.ndarray:
-    """3x3 homography mapping source pixels to destination pixels for the cameras' relative rotation
-    (exact for distant scenery or a pure rotation; translation is ignored)."""
-    R = w2c_dst[:3, :3] @ w2c_src[:3, :3].T
-    return K_dst @ R @ np.linalg.inv(K_src)
 
 
 def warp_frame(frame: np.ndarray, H: np.ndarray) -> np.ndarray:

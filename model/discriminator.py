@@ -46,9 +46,12 @@ class Discriminator(Pretrained):
         d.backbone.load_state_dict(dit.state_dict())
         return d
 
-    def forward(self, z: torch.Tensor, control: torch.Tensor | None, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, control: torch.Tensor | None, t: torch.Tensor, eps: torch.Tensor,
+                warp: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, F, C, h, w) latent video with the first frame at index 0; control (B, F, T, Cc);
-        t (B,) noise level; eps like z. Returns logits (B, F - 1) for frames 1..F-1."""
+        t (B,) noise level; eps like z; warp (B, F, 3, 3) maps from each frame's camera to the
+        camera of the frame in its recycled slot (reprojecting backbones). Returns logits
+        (B, F - 1) for frames 1..F-1."""
         B, F = z.shape[:2]
         T = self.config.dit.tokens_per_frame
         tt = t.view(B, 1, 1, 1, 1)
@@ -56,6 +59,7 @@ class Discriminator(Pretrained):
         recycled = torch.cat([z[:, :1], z[:, :-1]], 1)
         tf = t[:, None].expand(B, F).clone()
         tf[:, 0] = 0.0
-        feats = self.backbone(recycled, noisy, control, tf, mode="causal", return_features=True)  # (B, F*T, D)
+        feats = self.backbone(recycled, noisy, control, tf, mode="causal", return_features=True,
+                              warp=warp)                                                    # (B, F*T, D)
         pooled = rearrange(feats, "b (f t) d -> b f t d", t=T).mean(2)                           # (B, F, D)
         return self.head(pooled)[..., 0][:, 1:].float()

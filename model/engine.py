@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from controls.camera import CONTROL_DIM, CameraRig, CameraState, RigLimits, plucker_tokens
+from controls.camera import CONTROL_DIM, CameraRig, CameraState, RigLimits, plucker_tokens, reprojection_map
 from controls.pose import NUM_LANDMARKS, pose_tokens
 from model.autoencoder import StreamingDecoder, VideoAutoencoder
 from model.dit import VideoDiT
@@ -102,7 +102,7 @@ class StreamingEngine:
         self.generator.manual_seed(int(seed))
         z = z.to(self.dtype)
         ctrl0 = self._zero_control()
-        self._dit_call(self.cache, z, z, ctrl0, torch.zeros(1, device=self.device), 0)
+        self._dit_call(self.cache, z, z, ctrl0, torch.zeros(1, device=self.device), 0, self._identity_warp())
         rig = None
         if self.mode == "camera":
             rig = CameraRig(self.size, self.size, CameraState(fov_x=self.default_fov),
@@ -121,11 +121,11 @@ class StreamingEngine:
         if self.state.prev is None:
             raise RuntimeError("call reset(first_frame) before step()")
         t0 = time.perf_counter()
-        ctrl = self._control_tokens(control)
+        ctrl, warp = self._control_tokens(control)
         t1 = time.perf_counter()
         eps = torch.randn(self.state.prev.shape, generator=self.generator, device=self.device).to(self.dtype)
         z = self._dit_call(self.cache, self.state.prev, eps, ctrl, torch.ones(1, device=self.device),
-                           self.state.frame_index)
+                           self.state.frame_index, warp)
         t2 = time.perf_counter()
         frames = self.decoder(self.ae.denormalize(z.float()).to(self.dtype))  # (1, fpl, 3, H, W)
         out = ((frames[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -141,9 +141,14 @@ class StreamingEngine:
             return None
         return torch.zeros(1, self.grid * self.grid, self.dit.config.control_features, device=self.device, dtype=self.dtype)
 
-    def _control_tokens(self, control: np.ndarray | None) -> torch.Tensor | None:
+    def _identity_warp(self) -> torch.Tensor | None:
+        return torch.eye(3, device=self.device)[None] if self.dit.config.reproject else None
+
+    def _control_tokens(self, control: np.ndarray | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Control features (1, T, Cc) and, for reprojecting models, the warp map (1, 3, 3)."""
+        warp = None
         if self.mode == "none":
-            return None
+            return None, None
         if control is None:
             raise ControlError(f"a {self.mode} model needs a control for every step")
         c = np.asarray(control, dtype=np.float64)
@@ -158,6 +163,9 @@ class StreamingEngine:
                 Ks.append(self.state.rig.K())
                 w2cs.append(self.state.rig.w2c())
             feats = plucker_tokens(np.stack(Ks), np.stack(w2cs), *self.state.ref, self.size, self.size, self.grid)
+            if self.dit.config.reproject:
+                m = reprojection_map(*self.state.ref, Ks[-1], w2cs[-1], self.size, self.size)
+                warp = torch.from_numpy(m)[None].to(self.device)
             self.state.ref = (Ks[-1], w2cs[-1])
         else:
             if c.shape == (NUM_LANDMARKS, 4):
@@ -165,7 +173,7 @@ class StreamingEngine:
             if c.shape != (self.fpl, NUM_LANDMARKS, 4):
                 raise ControlError(f"pose control must have shape ({NUM_LANDMARKS}, 4) or ({self.fpl}, {NUM_LANDMARKS}, 4), got {c.shape}")
             feats = pose_tokens(c, self.grid)
-        return torch.from_numpy(feats)[None].to(self.device, self.dtype)
+        return torch.from_numpy(feats)[None].to(self.device, self.dtype), warp
 
     @property
     def timing(self) -> StepTiming:

@@ -1,7 +1,9 @@
 """Samplers of the DiT: multi-step (teacher, adapted model) and one-step streaming rollouts.
 
 All work on normalised latents. ``z0`` (B, C, h, w) is the first frame's code; ``control``
-(B, 1 + K, T, Cc) holds per-token controls of latent frames 0..K (row 0 unused). Multi-step
+(B, 1 + K, T, Cc) holds per-token controls of latent frames 0..K (row 0 unused); ``warp``
+(B, 1 + K, 3, 3), for models that reproject, the maps from each latent frame's camera to the
+previous one's (row 0 the identity). Multi-step
 sampling uses diffusers' FlowMatchEulerDiscreteScheduler with the shifted schedule of App. B.
 """
 from __future__ import annotations
@@ -10,7 +12,7 @@ import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-from model.dit import VideoDiT
+from model.dit import VideoDiT, maps_from_first
 
 
 def make_scheduler(steps: int, shift: float) -> FlowMatchEulerDiscreteScheduler:
@@ -31,25 +33,29 @@ def _control_or_none(dit: VideoDiT, control: torch.Tensor | None) -> torch.Tenso
 
 @torch.no_grad()
 def sample_bidirectional(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None, K: int, steps: int,
-                         shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
+                         shift: float, generator: torch.Generator | None = None,
+                         warp: torch.Tensor | None = None) -> torch.Tensor:
     """The offline teacher: all K frames denoised jointly, the first frame concatenated to each
     on channels (image-to-video conditioning). Returns (B, 1 + K, C, h, w)."""
     B = z0.shape[0]
     x = torch.randn((B, K, *z0.shape[1:]), generator=generator, device=z0.device, dtype=z0.dtype)
     recycled = z0[:, None].expand(B, 1 + K, *z0.shape[1:])           # the first frame on every frame
+    warp = None if warp is None else maps_from_first(warp)            # reprojected from the first frame
     sched = make_scheduler(steps, shift)
     for i, ts in enumerate(sched.timesteps):
         sigma = float(sched.sigmas[i])
         t = torch.full((B, 1 + K), sigma, device=z0.device)
         t[:, 0] = 0.0
-        x0 = dit(recycled, torch.cat([z0[:, None], x], 1), _control_or_none(dit, control), t, mode="bidirectional")
+        x0 = dit(recycled, torch.cat([z0[:, None], x], 1), _control_or_none(dit, control), t, mode="bidirectional",
+                 warp=warp)
         x = sched.step(_v_from_x0(x, x0[:, 1:], sigma), ts, x).prev_sample
     return torch.cat([z0[:, None], x], 1)
 
 
 @torch.no_grad()
 def sample_causal(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None, K: int, steps: int,
-                  shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
+                  shift: float, generator: torch.Generator | None = None,
+                  warp: torch.Tensor | None = None) -> torch.Tensor:
     """The adapted (teacher-forced) model, frame by frame with ``steps`` steps each.
 
     As in training, every frame of the attended window shares the noise level of the step:
@@ -69,6 +75,7 @@ def sample_causal(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None,
         ctrl = None
         if dit.config.control_features:
             ctrl = torch.cat([control[:, :1], control[:, idx]], 1)
+        w = None if warp is None else torch.cat([warp[:, :1], warp[:, idx]], 1)
         sched = make_scheduler(steps, shift)
         x = eps_all[:, k - 1]
         for i, ts in enumerate(sched.timesteps):
@@ -79,7 +86,7 @@ def sample_causal(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None,
             parts.append(x[:, None])
             t = torch.full((B, len(idx) + 1), sigma, device=z0.device)
             t[:, 0] = 0.0
-            x0 = dit(recycled, torch.cat(parts, 1), ctrl, t, mode="causal", positions=pos)[:, -1]
+            x0 = dit(recycled, torch.cat(parts, 1), ctrl, t, mode="causal", positions=pos, warp=w)[:, -1]
             x = sched.step(_v_from_x0(x, x0, sigma), ts, x).prev_sample
         out.append(x)
     return torch.stack(out, 1)
@@ -87,7 +94,7 @@ def sample_causal(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None,
 
 @torch.no_grad()
 def rollout_one_step(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None, K: int,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, warp: torch.Tensor | None = None) -> torch.Tensor:
     """The one-step generator streaming with its KV cache (1 NFE per latent frame), as in the app.
 
     Returns (B, 1 + K, C, h, w).
@@ -97,9 +104,10 @@ def rollout_one_step(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | No
     zero_t = torch.zeros(B, device=z0.device)
     one_t = torch.ones(B, device=z0.device)
     ctrl = (lambda k: control[:, k]) if dit.config.control_features else (lambda k: None)
-    dit.step(cache, z0, z0, ctrl(0), zero_t, 0)
+    wk = (lambda k: warp[:, k]) if warp is not None else (lambda k: None)
+    dit.step(cache, z0, z0, ctrl(0), zero_t, 0, wk(0))
     out = [z0]
     for k in range(1, K + 1):
         eps = torch.randn(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
-        out.append(dit.step(cache, out[-1], eps, ctrl(k), one_t, k))
+        out.append(dit.step(cache, out[-1], eps, ctrl(k), one_t, k, wk(k)))
     return torch.stack(out, 1)

@@ -20,6 +20,7 @@ class TrainConfig:
     ae: str = ""                        # trained autoencoder dir (DiT stages); "" = <run_dir>/autoencoder/final/model
     dit_preset: str = "tiny"
     control: str = "camera"             # camera | pose | none
+    reproject: bool = False             # camera: the DiT reprojects the recycled latent (model/dit.py)
     init: str = ""                      # model dir to start from; "" = previous stage's final model
     # optimisation
     steps: int = 100
@@ -92,8 +93,9 @@ PRESETS: dict[str, dict] = {
         "long": dict(lr=1e-4, beta1=0.0, beta2=0.9, r_lambda=10.0),
     },
     "world-128": {
-        "common": dict(ae_preset="small", dit_preset="small", control="camera", data="runs/data/world-128",
-                       run_dir="runs/world-128", log_every=20, ckpt_every=250, eval_every=1000, t_min=0.1),
+        "common": dict(ae_preset="small", dit_preset="small", control="camera", reproject=True,
+                       data="runs/data/world-128", run_dir="runs/world-128", log_every=20, ckpt_every=250,
+                       eval_every=1000, t_min=0.1),
         "autoencoder": dict(steps=5000, batch_size=12, lr=3e-4, warmup=200, crop=64, lr_schedule="cosine",
                             eval_every=500),
         "teacher": dict(steps=1500, batch_size=8, lr=3e-4, warmup=200, clip_latents=9, eval_every=500),

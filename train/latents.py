@@ -5,8 +5,10 @@ stores per clip (normalised latents, float16):
   chunks (N, k, C, h, w)   latent frames 1..k of the clip (4 video frames each)
   stills (N, S, C, h, w)   the first-frame code of video frame 4 j for j in ``starts``
   control (N, 1 + k, T, Cc) per-token control features of latent frames 0..k
+  warp (N, 1 + k, 3, 3)    camera sources: maps from latent frame j's camera to j - 1's
+                           (controls.camera.clip_reprojection_maps); identities otherwise
 A training window of K + 1 latent frames starting at j is [stills[j], chunks[j : j + K]] with
-control [0, control[j + 1 : j + 1 + K]].
+control [0, control[j + 1 : j + 1 + K]] and warp [I, warp[j + 1 : j + 1 + K]].
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from controls.camera import clip_camera_tokens
+from controls.camera import clip_camera_tokens, clip_reprojection_maps
 from data.shards import ShardReader
 from model.autoencoder import VideoAutoencoder
 from train.data import to_pixels
@@ -37,6 +39,16 @@ def control_tokens(reader: ShardReader, i: int, control: str, grid: int, fpl: in
     return np.zeros((1 + (F - 1) // fpl, grid * grid, 0), np.float32)
 
 
+def reprojection_maps(reader: ShardReader, i: int, fpl: int) -> np.ndarray:
+    """(1 + k, 3, 3) reprojection maps of clip i; identities for sources without a camera."""
+    F, H, W, _ = reader.frame_shape
+    F = 1 + fpl * ((F - 1) // fpl)
+    K, w2c = reader.truth(i, "K"), reader.truth(i, "w2c")
+    if K is None or w2c is None:
+        return np.tile(np.eye(3, dtype=np.float32), (1 + (F - 1) // fpl, 1, 1))
+    return clip_reprojection_maps(K[:F], w2c[:F], W, H, fpl)
+
+
 @torch.no_grad()
 def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, control: str, grid: int,
                   starts: tuple[int, ...], limit: int | None = None) -> Path:
@@ -45,7 +57,7 @@ def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, con
     F = 1 + fpl * ((reader.frame_shape[0] - 1) // fpl)
     n = len(reader) if limit is None else min(limit, len(reader))
     starts = tuple(j for j in starts if fpl * j + fpl < F)            # a start needs a chunk after it
-    chunks, stills, ctrl = [], [], []
+    chunks, stills, ctrl, warp = [], [], [], []
     ae.eval()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         for i in tqdm(range(n), desc=f"encode {Path(shards).name}", mininterval=10):
@@ -55,9 +67,10 @@ def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, con
             chunks.append(z[1:].half().numpy())
             stills.append(s.half().numpy())
             ctrl.append(control_tokens(reader, i, control, grid, fpl).astype(np.float16))
+            warp.append(reprojection_maps(reader, i, fpl))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, chunks=np.stack(chunks), stills=np.stack(stills), control=np.stack(ctrl),
+    np.savez(out, chunks=np.stack(chunks), stills=np.stack(stills), control=np.stack(ctrl), warp=np.stack(warp),
              starts=np.array(starts), seeds=np.array([reader.meta(i).get("seed", i) for i in range(n)]))
     return out
 
@@ -69,34 +82,40 @@ class LatentWindows:
     stills: np.ndarray
     control: np.ndarray
     starts: np.ndarray
+    warp: np.ndarray
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentWindows":
         z = np.load(path)
-        return cls(z["chunks"], z["stills"], z["control"], z["starts"])
+        return cls(z["chunks"], z["stills"], z["control"], z["starts"], z["warp"])
 
     def __len__(self) -> int:
         return self.chunks.shape[0]
 
-    def window(self, i: int, s: int, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Clip i, start index s into ``starts``, K latent frames after the first."""
+    def window(self, i: int, s: int, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Clip i, start index s into ``starts``, K latent frames after the first:
+        (first-frame code, K chunks, control (1 + K, T, Cc), warp maps (1 + K, 3, 3))."""
         j = int(self.starts[s])
         if j + K > self.chunks.shape[1]:
             raise ValueError(f"window of {K} from latent {j} runs past the clip ({self.chunks.shape[1]})")
         c = self.control[i, j + 1:j + 1 + K]
-        return self.stills[i, s], self.chunks[i, j:j + K], np.concatenate([np.zeros_like(c[:1]), c])
+        w = np.concatenate([np.eye(3, dtype=np.float32)[None], self.warp[i, j + 1:j + 1 + K]])
+        return self.stills[i, s], self.chunks[i, j:j + K], np.concatenate([np.zeros_like(c[:1]), c]), w
 
-    def sample(self, batch: int, K: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """z (B, 1 + K, C, h, w) with the first frame's code first; control (B, 1 + K, T, Cc)."""
+    def sample(self, batch: int, K: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B, 1 + K, C, h, w) with the first frame's code first; control (B, 1 + K, T, Cc);
+        warp (B, 1 + K, 3, 3)."""
         valid = [s for s, j in enumerate(self.starts) if j + K <= self.chunks.shape[1]]
         if not valid:
             raise ValueError(f"no window of {K} latent frames fits clips of {self.chunks.shape[1]}")
-        zs, cs = [], []
+        zs, cs, ws = [], [], []
         for _ in range(batch):
-            first, chunks, ctrl = self.window(int(rng.integers(len(self))), valid[int(rng.integers(len(valid)))], K)
+            first, chunks, ctrl, w = self.window(int(rng.integers(len(self))), valid[int(rng.integers(len(valid)))], K)
             zs.append(np.concatenate([first[None], chunks]))
             cs.append(ctrl)
-        return torch.from_numpy(np.stack(zs)).float(), torch.from_numpy(np.stack(cs)).float()
+            ws.append(w)
+        return (torch.from_numpy(np.stack(zs)).float(), torch.from_numpy(np.stack(cs)).float(),
+                torch.from_numpy(np.stack(ws)).float())
 
 
 def main(argv: list[str] | None = None) -> None:

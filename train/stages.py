@@ -100,7 +100,7 @@ def build_stage(cfg: TrainConfig) -> Stage:
 
 # ============================================================================= DiT stages
 from model.dit import PRESETS as DIT_PRESETS  # noqa: E402
-from model.dit import VideoDiT  # noqa: E402
+from model.dit import VideoDiT, maps_from_first  # noqa: E402
 from model.sampling import rollout_one_step, sample_bidirectional, sample_causal  # noqa: E402
 from train.latents import LatentWindows, encode_shards  # noqa: E402
 
@@ -116,9 +116,22 @@ def load_autoencoder(cfg: TrainConfig) -> VideoAutoencoder:
     return VideoAutoencoder.from_pretrained(path).eval()
 
 
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's weights and config (names the latent cache it made)."""
+    import hashlib
+
+    h = hashlib.sha256(repr(getattr(model, "config", None)).encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def latent_cache(cfg: TrainConfig, ae: VideoAutoencoder, split: str, grid: int, limit: int | None = None) -> LatentWindows:
-    """The latent cache of a split, encoded on first use."""
-    path = Path(cfg.run_dir) / "latents" / f"{split}.npz"
+    """The latent cache of a split, encoded on first use; named by the autoencoder's fingerprint
+    and the clip limit, so a retrained autoencoder never reads latents of another."""
+    tag = f"{split}-{cfg.control}-{model_fingerprint(ae)}-{limit or 'all'}"
+    path = Path(cfg.run_dir) / "latents" / f"{tag}.npz"
     if not path.exists():
         encode_shards(ae, Path(cfg.data) / split, path, cfg.control, grid, tuple(range(0, 17, 2)), limit)
     return LatentWindows.load(path)
@@ -166,15 +179,19 @@ class DiffusionStage(Stage):
         from model.config import replace as cfg_replace
 
         dc = cfg_replace(dc, latent_channels=self.ae.config.latent_channels, latent_size=self.latent_size,
-                         control=self.cfg.control)
+                         control=self.cfg.control, reproject=self.cfg.reproject)
         return VideoDiT(dc)
 
-    def inputs(self, z: torch.Tensor, noisy: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(recycled, noisy) channels for a teacher-forced clip z (B, F, C, h, w)."""
+    def inputs(self, z: torch.Tensor, noisy: torch.Tensor, warp: torch.Tensor,
+               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(recycled, noisy, warp) inputs for a teacher-forced clip z (B, F, C, h, w) whose
+        frame-to-previous-frame maps are ``warp`` (B, F, 3, 3)."""
         if self.cfg.stage == "teacher":
-            # image-to-video conditioning (as SVD / Wan I2V): the first frame on every frame's channels;
-            # adaptation then swaps in the previous frame, so the residual head transfers
+            # image-to-video conditioning (as SVD / Wan I2V): the first frame on every frame's channels
+            # (reprojected from the first frame's camera); adaptation then swaps in the previous
+            # frame, so the residual head transfers
             recycled = z[:, :1].expand_as(z)
+            warp = maps_from_first(warp)
         else:
             prev = torch.cat([z[:, :1], z[:, :-1]], 1)
             if self.cfg.recycle_noise > 0:
@@ -182,28 +199,30 @@ class DiffusionStage(Stage):
                 std[:, :1] = 0.0  # the first frame is given exactly
                 prev = prev + std * torch.randn(z.shape, generator=gen)
             recycled = prev
-        return recycled, torch.cat([z[:, :1], noisy[:, 1:]], 1)
+        return recycled, torch.cat([z[:, :1], noisy[:, 1:]], 1), warp
 
     def loss(self, phase, step, rng, gen):
-        z, ctrl = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)   # (B, F, C, h, w)
+        z, ctrl, warp = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)  # (B, F, C, h, w)
         B, F = z.shape[:2]
         t = losses.shift_t(torch.rand(B, generator=gen), self.cfg.shift)                    # same t per clip
         tf = t[:, None].expand(B, F).clone()
         tf[:, 0] = 0.0                                                                      # the given first frame
         eps = torch.randn(z.shape, generator=gen)
-        recycled, noisy = self.inputs(z, losses.flow_interpolate(z, eps, tf), gen)
-        x0 = self.dit(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode=self.mode)
+        recycled, noisy, warp = self.inputs(z, losses.flow_interpolate(z, eps, tf), warp, gen)
+        x0 = self.dit(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode=self.mode,
+                      warp=warp)
         loss = losses.v_loss_from_x0(x0[:, 1:], z[:, 1:], tf[:, 1:], self.cfg.t_min)
         return loss, {"loss": loss.item()}
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def generate(self, z0: torch.Tensor, ctrl: torch.Tensor, K: int, gen: torch.Generator) -> torch.Tensor:
+    def generate(self, z0: torch.Tensor, ctrl: torch.Tensor, K: int, gen: torch.Generator,
+                 warp: torch.Tensor) -> torch.Tensor:
         if self.cfg.stage == "teacher":
-            return sample_bidirectional(self.dit, z0, ctrl, K, self.cfg.sample_steps, self.cfg.shift, gen)
+            return sample_bidirectional(self.dit, z0, ctrl, K, self.cfg.sample_steps, self.cfg.shift, gen, warp)
         if self.cfg.stage == "adapt":
-            return sample_causal(self.dit, z0, ctrl, K, self.cfg.sample_steps, self.cfg.shift, gen)
-        return rollout_one_step(self.dit, z0, ctrl, K, gen)
+            return sample_causal(self.dit, z0, ctrl, K, self.cfg.sample_steps, self.cfg.shift, gen, warp)
+        return rollout_one_step(self.dit, z0, ctrl, K, gen, warp)
 
     @torch.no_grad()
     def evaluate(self, step, out_dir):
@@ -211,7 +230,7 @@ class DiffusionStage(Stage):
         K = self.cfg.clip_latents - 1
         gen = torch.Generator().manual_seed(1234)
         rng = np.random.default_rng(1234)
-        z, ctrl = self.val.sample(4, K, rng)
+        z, ctrl, warp = self.val.sample(4, K, rng)
         metrics = {}
         # one call from the clean previous frame at t = 1 (teacher forced) vs copying that frame
         if self.cfg.stage != "teacher":
@@ -219,7 +238,8 @@ class DiffusionStage(Stage):
             tf[:, 0] = 0
             recycled = torch.cat([z[:, :1], z[:, :-1]], 1)
             noisy = torch.cat([z[:, :1], torch.randn(z[:, 1:].shape, generator=gen)], 1)
-            x0 = self.dit(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode="causal")
+            x0 = self.dit(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode="causal",
+                          warp=warp)
             # frames 2.. only: frame 1's recycled input is the still code of the first frame
             metrics["onecall_mse"] = float(((x0[:, 2:] - z[:, 2:]) ** 2).mean())
             metrics["copy_prev_mse"] = float(((z[:, 1:-1] - z[:, 2:]) ** 2).mean())
@@ -228,10 +248,10 @@ class DiffusionStage(Stage):
         fpl = self.ae.config.frames_per_latent
         psnr_m, psnr_r, rows = [], [], []
         for i in range(n):
-            first, chunks, c = self.val.window(i, 0, K)
+            first, chunks, c, w = self.val.window(i, 0, K)
             zc = torch.from_numpy(np.concatenate([first[None], chunks]))[None].float()
             cc = torch.from_numpy(c)[None].float()
-            zg = self.generate(zc[:, 0], cc, K, gen)
+            zg = self.generate(zc[:, 0], cc, K, gen, torch.from_numpy(w)[None].float())
             x_gen = self.ae.decode(self.ae.denormalize(zg)).float().clamp(-1, 1)[0]          # (1 + fpl K, 3, H, W)
             x_gt = to_pixels(self.val_pixels.frames(i)[: 1 + fpl * K])
             psnr_m.append(np.mean([_psnr(a, b) for a, b in zip(x_gen[1:], x_gt[1:])]))
@@ -268,7 +288,7 @@ class DistillStage(DiffusionStage):
         self.grid = losses.shift_t(n, cfg.shift)                  # (N + 1,), grid[0] = 0, grid[N] = 1
 
     def loss(self, phase, step, rng, gen):
-        z, ctrl = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)
+        z, ctrl, warp = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)
         B, F = z.shape[:2]
         ctrl = ctrl if self.dit.config.control_features else None
         n = torch.randint(0, self.cfg.distill_steps, (B,), generator=gen)
@@ -281,16 +301,16 @@ class DistillStage(DiffusionStage):
 
         eps = torch.randn(z.shape, generator=gen)
         x_hi = losses.flow_interpolate(z, eps, per_frame(t_hi))
-        recycled, x_hi = self.inputs(z, x_hi, gen)
+        recycled, x_hi, warp = self.inputs(z, x_hi, warp, gen)
         with torch.no_grad():
-            x0_t = self.teacher(recycled, x_hi, ctrl, per_frame(t_hi), mode="causal")
+            x0_t = self.teacher(recycled, x_hi, ctrl, per_frame(t_hi), mode="causal", warp=warp)
             th = t_hi.view(B, 1, 1, 1, 1)
             x_lo = x_hi + (t_lo - t_hi).view(B, 1, 1, 1, 1) * (x_hi - x0_t) / th     # one Euler step
             x_lo[:, 0] = z[:, 0]
-            target = self.dit(recycled, x_lo, ctrl, per_frame(t_lo), mode="causal")
+            target = self.dit(recycled, x_lo, ctrl, per_frame(t_lo), mode="causal", warp=warp)
             at_zero = (t_lo == 0).view(B, 1, 1, 1, 1)
             target = torch.where(at_zero, x_lo, target)
-        pred = self.dit(recycled, x_hi, ctrl, per_frame(t_hi), mode="causal")
+        pred = self.dit(recycled, x_hi, ctrl, per_frame(t_hi), mode="causal", warp=warp)
         loss = ((pred[:, 1:].float() - target[:, 1:].float()) ** 2).mean()
         return loss, {"loss": loss.item()}
 
@@ -301,19 +321,19 @@ class DistillStage(DiffusionStage):
         self.dit.eval()
         rng = np.random.default_rng(99)
         gen = torch.Generator().manual_seed(99)
-        z, ctrl = self.val.sample(4, self.cfg.clip_latents - 1, rng)
+        z, ctrl, warp = self.val.sample(4, self.cfg.clip_latents - 1, rng)
         ctrl = ctrl if self.dit.config.control_features else None
         recycled = torch.cat([z[:, :1], z[:, :-1]], 1)
         x = torch.cat([z[:, :1], torch.randn(z[:, 1:].shape, generator=gen)], 1)
         B, F = z.shape[:2]
         ones = torch.ones(B, F)
         ones[:, 0] = 0
-        one_step = self.dit(recycled, x, ctrl, ones, mode="causal")
+        one_step = self.dit(recycled, x, ctrl, ones, mode="causal", warp=warp)
         for i in range(self.cfg.distill_steps, 0, -1):
             t_hi, t_lo = float(self.grid[i]), float(self.grid[i - 1])
             tf = torch.full((B, F), t_hi)
             tf[:, 0] = 0
-            x0 = self.teacher(recycled, x, ctrl, tf, mode="causal")
+            x0 = self.teacher(recycled, x, ctrl, tf, mode="causal", warp=warp)
             x = torch.cat([z[:, :1], x[:, 1:] + (t_lo - t_hi) * (x[:, 1:] - x0[:, 1:]) / t_hi], 1)
         metrics["ode_gap_mse"] = float(((one_step[:, 1:] - x[:, 1:]) ** 2).mean())
         self.dit.train()
@@ -350,7 +370,7 @@ class AdversarialStage(DiffusionStage):
         g_params = [p_ for p_ in self.dit.parameters() if p_.requires_grad]
         self.phase_params = {p: (d_params if p.startswith("disc") else g_params) for p in self.phases}
         self.phase_lr = {p: ((cfg.d_lr or cfg.lr) if p.startswith("disc") else cfg.lr) for p in self.phases}
-        if 1 + self.overlap + self.S > 1 + self.train.chunks.shape[1]:
+        if self.overlap + self.S > self.train.chunks.shape[1]:
             raise ValueError("discriminator window longer than the training clips")
 
     def init_path(self) -> Path:
@@ -373,17 +393,20 @@ class AdversarialStage(DiffusionStage):
         """Pick a real first frame and a control sequence for the whole video."""
         B = self.cfg.batch_size
         total = self.n_segments * self.S
-        z, ctrl = self.train.sample(B, min(total, self.train.chunks.shape[1]), rng)
+        z, ctrl, warp = self.train.sample(B, min(total, self.train.chunks.shape[1]), rng)
         while ctrl.shape[1] - 1 < total:  # long videos: chain controls of further clips
-            _, more = self.train.sample(B, self.S, rng)
+            _, more, more_warp = self.train.sample(B, self.S, rng)
             ctrl = torch.cat([ctrl, more[:, 1:]], 1)
+            warp = torch.cat([warp, more_warp[:, 1:]], 1)
         self.video = [z[:, 0]]                                  # generated latents, detached
         self.gt = z                                             # ground truth (teacher forcing ablation)
         self.ctrl = ctrl                                        # (B, 1 + total, T, Cc)
+        self.warp = warp                                        # (B, 1 + total, 3, 3) to the previous frame
+        self.warp_first = maps_from_first(warp)                 # (B, 1 + total, 3, 3) to the first frame
         self.cache = self.dit.new_cache(B)
         with torch.no_grad():
             zero = torch.zeros(B)
-            self.dit.step(self.cache, z[:, 0], z[:, 0], self._ctrl(ctrl[:, 0]), zero, 0)
+            self.dit.step(self.cache, z[:, 0], z[:, 0], self._ctrl(ctrl[:, 0]), zero, 0, warp[:, 0])
 
     def _segment_inputs(self, seg: int, gen: torch.Generator):
         """Positions, noise and controls of segment ``seg``; rolls it out without gradients."""
@@ -391,6 +414,7 @@ class AdversarialStage(DiffusionStage):
         pos = torch.arange(a, a + self.S)
         eps = torch.randn((self.cfg.batch_size, self.S, *self.video[0].shape[1:]), generator=gen)
         ctrl = self.ctrl[:, a:a + self.S]
+        warp = self.warp[:, a:a + self.S]
         cache = self.cache.clone()
         out = []
         prev = self.video[-1]
@@ -399,23 +423,30 @@ class AdversarialStage(DiffusionStage):
             for i in range(self.S):
                 if self.cfg.teacher_forcing:
                     prev = self.gt[:, a + i - 1]
-                prev = self.dit.step(cache, prev, eps[:, i], self._ctrl(ctrl[:, i]), ones, a + i)
+                prev = self.dit.step(cache, prev, eps[:, i], self._ctrl(ctrl[:, i]), ones, a + i, warp[:, i])
                 out.append(prev)
-        return pos, eps, ctrl, torch.stack(out, 1)
+        return pos, eps, ctrl, warp, torch.stack(out, 1)
 
-    def _window(self, fake_seg: torch.Tensor) -> torch.Tensor:
-        """The discriminator's view: the first frame, the overlap from before, the segment."""
-        parts = [self.video[0][:, None]]
-        if self.overlap:
-            parts.append(torch.stack(self.video[-self.overlap:], 1))
-        return torch.cat(parts + [fake_seg], 1)
+    def _overlap(self, seg: int) -> int:
+        """Frames from before segment ``seg`` in its discriminator window (none before the first)."""
+        return min(self.overlap, seg * self.S)
 
-    def _window_ctrl(self, seg: int) -> torch.Tensor:
-        a = 1 + seg * self.S
-        return torch.cat([self.ctrl[:, :1], self.ctrl[:, a - self.overlap:a + self.S]], 1)
+    def _window(self, seg: int, fake_seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The discriminator's view of segment ``seg``: the first frame, the overlap from before
+        and the segment, with their controls and warp maps (the first overlap frame's recycled
+        slot holds the first frame, so its map goes to the first frame's camera)."""
+        a, o = 1 + seg * self.S, self._overlap(seg)
+        z = [self.video[0][:, None]]
+        w = [self.warp[:, :1]]
+        if o:
+            z.append(torch.stack(self.video[-o:], 1))
+            w += [self.warp_first[:, a - o:a - o + 1], self.warp[:, a - o + 1:a]]
+        z = torch.cat(z + [fake_seg], 1)
+        ctrl = torch.cat([self.ctrl[:, :1], self.ctrl[:, a - o:a + self.S]], 1)
+        return z, ctrl, torch.cat(w + [self.warp[:, a:a + self.S]], 1)
 
-    def _d(self, z, ctrl, t, eps):
-        return self.disc(z, self._ctrl(ctrl), t, eps)
+    def _d(self, z, ctrl, t, eps, warp):
+        return self.disc(z, self._ctrl(ctrl), t, eps, warp=warp)
 
     def loss(self, phase, step, rng, gen):
         seg = int(phase.lstrip("discgen"))
@@ -424,21 +455,19 @@ class AdversarialStage(DiffusionStage):
             if seg == 0:
                 self._new_video(rng, gen)
             self.seg_inputs = self._segment_inputs(seg, gen)
-        pos, eps, ctrl, rolled = self.seg_inputs
-        L = 1 + self.overlap + self.S
-        real, real_ctrl = self.train.sample(B, L - 1, rng)
+        pos, eps, ctrl, warp, rolled = self.seg_inputs
+        real, real_ctrl, real_warp = self.train.sample(B, self._overlap(seg) + self.S, rng)
         t = torch.rand(B, generator=gen)                         # no shift for the discriminator
         d_eps = torch.randn(real.shape, generator=gen)
-        fake_ctrl = self._window_ctrl(seg)
         for p_ in self.disc.parameters():
             p_.requires_grad_(phase.startswith("disc") and p_ in self._d_trainable)
         if phase.startswith("disc"):
-            fake = self._window(rolled)
+            fake, fake_ctrl, fake_warp = self._window(seg, rolled)
             if self.cfg.r_exact:
                 real = real.requires_grad_(True)
                 fake = fake.detach().requires_grad_(True)
-            d_real = self._d(real, real_ctrl, t, d_eps)
-            d_fake = self._d(fake, fake_ctrl, t, d_eps)
+            d_real = self._d(real, real_ctrl, t, d_eps, real_warp)
+            d_fake = self._d(fake, fake_ctrl, t, d_eps, fake_warp)
             loss = losses.relativistic_d_loss(d_fake, d_real)
             if self.cfg.r_exact:
                 r1 = losses.exact_r_penalty(d_real, real)
@@ -450,8 +479,8 @@ class AdversarialStage(DiffusionStage):
                 noise_f = torch.randn(fake.shape, generator=gen) * s
                 noise_r[:, 0] = 0
                 noise_f[:, 0] = 0
-                r1 = losses.approx_r_penalty(d_real, self._d(real + noise_r, real_ctrl, t, d_eps))
-                r2 = losses.approx_r_penalty(d_fake, self._d(fake + noise_f, fake_ctrl, t, d_eps))
+                r1 = losses.approx_r_penalty(d_real, self._d(real + noise_r, real_ctrl, t, d_eps, real_warp))
+                r2 = losses.approx_r_penalty(d_fake, self._d(fake + noise_f, fake_ctrl, t, d_eps, fake_warp))
                 reg = self.cfg.r_lambda * (r1 + r2)
             metrics = {"d_loss": loss.item(), "r1": r1.item(), "r2": r2.item(),
                        "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
@@ -463,11 +492,11 @@ class AdversarialStage(DiffusionStage):
             prev = self.gt[:, a - 1:a - 1 + self.S]
         ones = torch.ones(B, self.S)
         fake_seg = self.dit(prev.detach(), eps, self._ctrl(ctrl), ones, mode="causal", positions=pos,
-                              cache=self.cache)
-        fake = self._window(fake_seg)
-        d_fake = self._d(fake, fake_ctrl, t, d_eps)
+                            cache=self.cache, warp=warp)
+        fake, fake_ctrl, fake_warp = self._window(seg, fake_seg)
+        d_fake = self._d(fake, fake_ctrl, t, d_eps, fake_warp)
         with torch.no_grad():
-            d_real = self._d(real, real_ctrl, t, d_eps)
+            d_real = self._d(real, real_ctrl, t, d_eps, real_warp)
         loss = losses.relativistic_g_loss(d_fake, d_real)
         self.video += list(fake_seg.detach().unbind(1))
         keep = max(self.overlap, 1)

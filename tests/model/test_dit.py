@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from model.config import replace
-from model.dit import PRESETS, VideoDiT, frame_mask
+from model.dit import PRESETS, VideoDiT, frame_mask, maps_from_first, reproject_latents
 
 
 def _model(**kw) -> VideoDiT:
@@ -23,15 +23,55 @@ def _inputs(m: VideoDiT, B: int, F: int):
     return torch.randn(shape), torch.randn(shape), ctrl, t
 
 
-@pytest.mark.parametrize("window", [1, 2, 5])
-def test_streaming_equals_parallel_causal(window):
-    m = _model(window=window)
+def _warps(B: int, F: int) -> torch.Tensor:
+    """Random small rotation-like maps (shift, a little scale and perspective)."""
+    w = torch.eye(3).repeat(B, F, 1, 1)
+    w[..., :2, 2] += 0.3 * torch.randn(B, F, 2)
+    w[..., :2, :2] += 0.05 * torch.randn(B, F, 2, 2)
+    w[..., 2, :2] += 0.05 * torch.randn(B, F, 2)
+    w[:, 0] = torch.eye(3)
+    return w
+
+
+@pytest.mark.parametrize("window,reproject", [(1, False), (2, False), (5, False), (2, True)])
+def test_streaming_equals_parallel_causal(window, reproject):
+    m = _model(window=window, reproject=reproject)
     rec, noisy, ctrl, t = _inputs(m, 2, 11)           # 11 frames: the window slides several times
+    warp = _warps(2, 11) if reproject else None
     with torch.no_grad():
-        full = m(rec, noisy, ctrl, t, mode="causal")
+        full = m(rec, noisy, ctrl, t, mode="causal", warp=warp)
         cache = m.new_cache(2)
-        steps = torch.stack([m.step(cache, rec[:, i], noisy[:, i], ctrl[:, i], t[:, i], i) for i in range(11)], 1)
+        steps = torch.stack([m.step(cache, rec[:, i], noisy[:, i], ctrl[:, i], t[:, i], i,
+                                    None if warp is None else warp[:, i]) for i in range(11)], 1)
     assert (full - steps).abs().max().item() < 1e-4
+
+
+def test_reproject_identity_and_integer_shift():
+    z = torch.randn(2, 3, 4, 8, 8)
+    eye = torch.eye(3).repeat(2, 3, 1, 1)
+    assert torch.allclose(reproject_latents(z, eye), z, atol=1e-5)
+    # destination x samples the source one latent pixel to the right (2 / w in normalised units)
+    shift = eye.clone()
+    shift[..., 0, 2] = 2.0 / 8
+    out = reproject_latents(z, shift)
+    assert torch.allclose(out[..., :, :-1], z[..., :, 1:], atol=1e-5)
+    assert torch.allclose(out[..., :, -1], z[..., :, -1], atol=1e-5)        # edge replicated
+
+
+def test_maps_from_first_compose_frame_to_frame_maps():
+    w = _warps(2, 4)
+    first = maps_from_first(w)
+    assert torch.allclose(first[:, 0], torch.eye(3).expand(2, 3, 3))
+    assert torch.allclose(first[:, 3], w[:, 1] @ w[:, 2] @ w[:, 3], atol=1e-6)
+
+
+def test_reprojecting_model_needs_maps_and_camera_control():
+    m = _model(reproject=True)
+    rec, noisy, ctrl, t = _inputs(m, 1, 3)
+    with pytest.raises(ValueError, match="warp"):
+        m(rec, noisy, ctrl, t)
+    with pytest.raises(ValueError, match="camera"):
+        VideoDiT(replace(PRESETS["tiny"], control="pose", reproject=True))
 
 
 def test_segment_over_cache_equals_parallel():

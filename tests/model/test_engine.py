@@ -11,14 +11,41 @@ from model.dit import PRESETS, VideoDiT
 from model.engine import ControlError, StreamingEngine, prepare_image
 
 
-def _engine(control="camera") -> StreamingEngine:
+def _engine(control="camera", **kw) -> StreamingEngine:
     torch.manual_seed(0)
     ae = VideoAutoencoder(AE_PRESETS["tiny"])
-    dit = VideoDiT(replace(PRESETS["tiny"], control=control))
+    dit = VideoDiT(replace(PRESETS["tiny"], control=control, reproject=kw.pop("reproject", False)))
     with torch.no_grad():
         for p in list(ae.parameters()) + list(dit.parameters()):
             p.add_(torch.randn_like(p) * 0.05)
-    return StreamingEngine(ae, dit)
+    return StreamingEngine(ae, dit, **kw)
+
+
+def test_engine_stream_equals_the_training_rollout():
+    """The app's engine and the recipe's rollout (model/sampling.py) make the same latents from
+    the same first frame, camera controls and seed, reprojection maps included."""
+    from controls.camera import CameraRig, CameraState, RigLimits, clip_camera_tokens, clip_reprojection_maps
+    from model.sampling import rollout_one_step
+
+    e = _engine(reproject=True, dtype=torch.float32)
+    e.reset(_image(), seed=3)
+    z0 = e.state.prev
+    controls = np.random.default_rng(0).normal(0, 2.0, (12, 7)) * [1, 1, 1, 0.1, 0.1, 0.05, 0.01]
+    latents = []
+    for k in range(3):
+        e.step(controls[4 * k:4 * k + 4])
+        latents.append(e.state.prev)
+    rig = CameraRig(e.size, e.size, CameraState(fov_x=e.default_fov), RigLimits(pitch_deg=85.0, roll_deg=90.0))
+    Ks, w2cs = [rig.K()], [rig.w2c()]
+    for c in controls:
+        rig.step(c)
+        Ks.append(rig.K())
+        w2cs.append(rig.w2c())
+    Ks, w2cs = np.stack(Ks), np.stack(w2cs)
+    ctrl = torch.from_numpy(clip_camera_tokens(Ks, w2cs, e.size, e.size, e.grid))[None]
+    warp = torch.from_numpy(clip_reprojection_maps(Ks, w2cs, e.size, e.size))[None]
+    ref = rollout_one_step(e.dit, z0, ctrl, 3, torch.Generator().manual_seed(3), warp)
+    assert torch.allclose(torch.cat(latents), ref[0, 1:], atol=1e-4)
 
 
 def _image(seed=0):

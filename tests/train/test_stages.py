@@ -2,6 +2,7 @@
 resuming gives the same weights as an uninterrupted run."""
 import json
 
+import pytest
 import torch
 
 from model.autoencoder import VideoAutoencoder
@@ -15,9 +16,10 @@ def _cfg(stage, data, run_dir, **kw):
     return resolve("tiny", stage, dict(data=str(data), run_dir=str(run_dir), **kw))
 
 
-def test_all_stages_chain(tiny_data, tmp_path):
+@pytest.mark.parametrize("reproject", [False, True])
+def test_all_stages_chain(tiny_data, tmp_path, reproject):
     for stage in STAGES:
-        final = train(_cfg(stage, tiny_data, tmp_path))
+        final = train(_cfg(stage, tiny_data, tmp_path, reproject=reproject))
         assert final.is_dir(), stage
         log = (tmp_path / stage / "log.csv").read_text().splitlines()
         assert len(log) >= 2, stage
@@ -26,7 +28,7 @@ def test_all_stages_chain(tiny_data, tmp_path):
         assert saved["stage"] == stage
     VideoAutoencoder.from_pretrained(tmp_path / "autoencoder" / "final" / "model")
     for s in ("teacher", "adapt", "distill"):
-        VideoDiT.from_pretrained(tmp_path / s / "final" / "model")
+        assert VideoDiT.from_pretrained(tmp_path / s / "final" / "model").config.reproject == reproject
     for s in ("adversarial", "long"):
         VideoDiT.from_pretrained(tmp_path / s / "final" / "generator")
         Discriminator.from_pretrained(tmp_path / s / "final" / "discriminator")
