@@ -251,12 +251,12 @@ class Block(nn.Module):
         self.ada = nn.Linear(cfg.dim, 6 * cfg.dim)
 
     def forward(self, x, c, T, rope, frames: tuple, cache: KVCache | None = None, layer: int = 0,
-                positions: list[int] | None = None):
+                positions: list[int] | None = None, update_cache: bool = True):
         """x (B, F*T, D), c (B, F, D); frames = (query token frames, key token frames, window,
         causal) for the attention mask (see model/kernels/attention.py).
 
         With ``cache``, the frames also attend to the cached keys (a prefix) and their own keys
-        and values are written into it afterwards.
+        and values are written into it afterwards (unless ``update_cache`` is False).
         """
         mod = self.ada(Fn.silu(c)).repeat_interleave(T, dim=1)        # (B, F*T, 6D)
         sh1, sc1, g1, sh2, sc2, g2 = mod.chunk(6, dim=-1)
@@ -265,7 +265,8 @@ class Block(nn.Module):
         if cache is not None:
             kk = torch.cat([cache.k[layer].to(k.dtype), k], 2)
             vv = torch.cat([cache.v[layer].to(v.dtype), v], 2)
-            cache.write(layer, positions, k, v)
+            if update_cache:
+                cache.write(layer, positions, k, v)
         else:
             kk, vv = k, v
         o = attention(q, kk, vv, *frames)
@@ -354,14 +355,15 @@ class VideoDiT(Pretrained):
     def forward(self, recycled: torch.Tensor, noisy: torch.Tensor, control: torch.Tensor | None,
                 t: torch.Tensor, mode: str = "causal", positions: torch.Tensor | None = None,
                 cache: KVCache | None = None, return_features: bool = False,
-                warp: torch.Tensor | None = None) -> torch.Tensor:
+                warp: torch.Tensor | None = None, update_cache: bool = True) -> torch.Tensor:
         """Predict clean latents for F frames at once.
 
         recycled, noisy: (B, F, C, h, w); control: (B, F, T, Cc) or None; t: (B, F) in [0, 1];
         warp: (B, F, 3, 3) maps from each frame's camera to its recycled latent's (reproject only).
         ``positions`` (F,) are the frames' stream indices (default 0..F-1; 0 = the first frame).
         With ``cache`` (causal only) the frames also attend to the cached earlier frames, and
-        their keys and values are added to the cache. Returns x0 (B, F, C, h, w), or the final
+        their keys and values are added to the cache (unless ``update_cache`` is False: multi-pass
+        samplers read the cache on every pass and write it on the last). Returns x0 (B, F, C, h, w), or the final
         tokens (B, F*T, D) if ``return_features``.
         """
         F = noisy.shape[1]
@@ -385,7 +387,7 @@ class VideoDiT(Pretrained):
             if self.gradient_checkpointing and self.training and cache is None:
                 x = torch.utils.checkpoint.checkpoint(blk, x, c, T, rope, frames, use_reentrant=False)
             else:
-                x = blk(x, c, T, rope, frames, cache=cache, layer=i, positions=pos_list)
+                x = blk(x, c, T, rope, frames, cache=cache, layer=i, positions=pos_list, update_cache=update_cache)
         if return_features:
             return x
         return self._head(x, c, rec_tok, T)
@@ -395,10 +397,12 @@ class VideoDiT(Pretrained):
         return KVCache(self.config, batch, device, dtype)
 
     def step(self, cache: KVCache, recycled: torch.Tensor, noisy: torch.Tensor, control: torch.Tensor | None,
-             t: torch.Tensor, frame_index: int, warp: torch.Tensor | None = None) -> torch.Tensor:
+             t: torch.Tensor, frame_index: int, warp: torch.Tensor | None = None,
+             update_cache: bool = True) -> torch.Tensor:
         """One latent frame with the KV cache (1 NFE). recycled, noisy: (B, C, h, w);
         control (B, T, Cc) or None; t (B,); warp (B, 3, 3) or None. Returns x0 (B, C, h, w)."""
         ctrl = None if control is None else control[:, None]
         w = None if warp is None else warp[:, None]
         pos = torch.tensor([frame_index], device=noisy.device)
-        return self.forward(recycled[:, None], noisy[:, None], ctrl, t[:, None], "causal", pos, cache, warp=w)[:, 0]
+        return self.forward(recycled[:, None], noisy[:, None], ctrl, t[:, None], "causal", pos, cache, warp=w,
+                            update_cache=update_cache)[:, 0]

@@ -141,3 +141,17 @@ def test_cache_memory_is_constant():
             m.step(cache, rec[:, i], noisy[:, i], ctrl[:, i], t[:, i], i)
     assert (cache.k.data_ptr(), cache.k.shape) == before
     assert sorted(cache.positions.tolist()) == [0, 7, 8]
+
+
+def test_a_pass_that_does_not_update_the_cache_leaves_it_unchanged():
+    m = _model(window=2)
+    rec, noisy, ctrl, t = _inputs(m, 1, 5)
+    with torch.no_grad():
+        cache = m.new_cache(1)
+        for i in range(3):
+            m.step(cache, rec[:, i], noisy[:, i], ctrl[:, i], t[:, i], i)
+        before = cache.clone()
+        a = m.step(cache, rec[:, 3], noisy[:, 3], ctrl[:, 3], t[:, 3], 3, update_cache=False)
+        assert torch.equal(cache.k, before.k) and torch.equal(cache.positions, before.positions)
+        b = m.step(cache, rec[:, 3], noisy[:, 3], ctrl[:, 3], t[:, 3], 3)
+    assert torch.equal(a, b)
