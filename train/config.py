@@ -22,6 +22,7 @@ class TrainConfig:
     control: str = "camera"             # camera | pose | none
     reproject: bool = False             # camera: the DiT reprojects the recycled latent (model/dit.py)
     init: str = ""                      # model dir to start from; "" = previous stage's final model
+    teacher: str = ""                   # distill: the frozen multi-step model; "" = the same as init
     # optimisation
     steps: int = 100
     batch_size: int = 4

@@ -281,7 +281,7 @@ class DistillStage(DiffusionStage):
 
     def __init__(self, cfg: TrainConfig):
         super().__init__(cfg)
-        self.teacher = VideoDiT.from_pretrained(self.init_path()).eval()
+        self.teacher = VideoDiT.from_pretrained(Path(cfg.teacher) if cfg.teacher else self.init_path()).eval()
         for p_ in self.teacher.parameters():
             p_.requires_grad_(False)
         n = torch.arange(cfg.distill_steps + 1, dtype=torch.float32) / cfg.distill_steps
