@@ -27,6 +27,12 @@ def _v_from_x0(x_t: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor | float)
     return (x_t - x0) / sigma
 
 
+def _randn(shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Noise drawn on the generator's device (seeded streams stay the same on every device)."""
+    dev = generator.device if generator is not None else like.device
+    return torch.randn(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
+
+
 def _control_or_none(dit: VideoDiT, control: torch.Tensor | None) -> torch.Tensor | None:
     return control if dit.config.control_features else None
 
@@ -38,7 +44,7 @@ def sample_bidirectional(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor 
     """The offline teacher: all K frames denoised jointly, the first frame concatenated to each
     on channels (image-to-video conditioning). Returns (B, 1 + K, C, h, w)."""
     B = z0.shape[0]
-    x = torch.randn((B, K, *z0.shape[1:]), generator=generator, device=z0.device, dtype=z0.dtype)
+    x = _randn((B, K, *z0.shape[1:]), z0, generator)
     recycled = z0[:, None].expand(B, 1 + K, *z0.shape[1:])           # the first frame on every frame
     warp = None if warp is None else maps_from_first(warp)            # reprojected from the first frame
     sched = make_scheduler(steps, shift)
@@ -66,7 +72,7 @@ def sample_causal(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None,
     B = z0.shape[0]
     N = dit.config.window
     out = [z0]
-    eps_all = torch.randn((B, K, *z0.shape[1:]), generator=generator, device=z0.device, dtype=z0.dtype)
+    eps_all = _randn((B, K, *z0.shape[1:]), z0, generator)
     for k in range(1, K + 1):
         idx = list(range(max(1, k - N), k + 1))                         # window frames, current last
         pos = torch.tensor([0] + idx, device=z0.device)
@@ -108,6 +114,6 @@ def rollout_one_step(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | No
     dit.step(cache, z0, z0, ctrl(0), zero_t, 0, wk(0))
     out = [z0]
     for k in range(1, K + 1):
-        eps = torch.randn(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
+        eps = _randn(z0.shape, z0, generator)
         out.append(dit.step(cache, out[-1], eps, ctrl(k), one_t, k, wk(k)))
     return torch.stack(out, 1)

@@ -59,13 +59,14 @@ def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, con
     starts = tuple(j for j in starts if fpl * j + fpl < F)            # a start needs a chunk after it
     chunks, stills, ctrl, warp = [], [], [], []
     ae.eval()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    dev = next(ae.parameters()).device
+    with torch.autocast(dev.type, dtype=torch.bfloat16):
         for i in tqdm(range(n), desc=f"encode {Path(shards).name}", mininterval=10):
-            x = to_pixels(reader.frames(i)[:F])[None]                  # (1, F, 3, H, W)
+            x = to_pixels(reader.frames(i)[:F])[None].to(dev)          # (1, F, 3, H, W)
             z = ae.normalize(ae.encode(x).float())[0]                   # (1 + k, C, h, w)
             s = ae.normalize(ae.encode_image(x[0, [fpl * j for j in starts]]).float())
-            chunks.append(z[1:].half().numpy())
-            stills.append(s.half().numpy())
+            chunks.append(z[1:].half().cpu().numpy())
+            stills.append(s.half().cpu().numpy())
             ctrl.append(control_tokens(reader, i, control, grid, fpl).astype(np.float16))
             warp.append(reprojection_maps(reader, i, fpl))
     out = Path(out)

@@ -16,6 +16,15 @@ from train.data import ChunkSampler, to_pixels, to_uint8
 from train.loop import Stage
 
 
+def default_device() -> torch.device:
+    """This rank's GPU under torchrun (or the only GPU), else the CPU."""
+    if torch.cuda.is_available():
+        import os
+
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of images in [-1, 1]."""
     mse = ((a.float().clamp(-1, 1) - b.float()) ** 2).mean().item() / 4.0
@@ -29,9 +38,10 @@ class AutoencoderStage(Stage):
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.device = torch.device("cpu")
+        self.device = default_device()
         init = Path(cfg.init) if cfg.init else None
         self.ae = VideoAutoencoder.from_pretrained(init) if init else VideoAutoencoder(AE_PRESETS[cfg.ae_preset])
+        self.ae.to(self.device)
         self.models = {"model": self.ae}
         self.phase_params = {"main": list(self.ae.parameters())}
         self.phase_lr = {"main": cfg.lr}
@@ -40,11 +50,11 @@ class AutoencoderStage(Stage):
         self.sampler = ChunkSampler(self.train, self.ae.config.frames_per_latent, cfg.crop, cfg.still_fraction)
 
     def loss(self, phase, step, rng, gen):
-        prev, cur = self.sampler.sample(self.cfg.batch_size, rng)     # (B, 1 + fpl, 3, c, c) each
+        prev, cur = (x.to(self.device) for x in self.sampler.sample(self.cfg.batch_size, rng))  # (B, 1 + fpl, 3, c, c)
         B = cur.shape[0]
         z = self.ae.encode_chunks(torch.cat([cur, prev]))             # (2B, C, h, w)
         l2 = z.float().pow(2).mean()
-        z = z + self.cfg.latent_noise * torch.randn(z.shape, generator=gen).to(z.dtype)
+        z = z + self.cfg.latent_noise * torch.randn(z.shape, generator=gen).to(self.device, z.dtype)
         x_hat = self.ae.decode_step(z[:B], z[B:])                     # (B, fpl, 3, c, c)
         rec = losses.reconstruction_loss(x_hat, cur[:, 1:], self.cfg.ssim_weight)
         return rec + self.cfg.latent_l2 * l2, {"rec": rec.item(), "z_rms": l2.sqrt().item()}
@@ -56,9 +66,9 @@ class AutoencoderStage(Stage):
         fpl = self.ae.config.frames_per_latent
         F = 1 + fpl * ((min(self.val.frame_shape[0], 33) - 1) // fpl)
         psnrs, ssims, rows = [], [], []
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
             for i in range(n):
-                x = to_pixels(self.val.frames(i)[:F])[None]
+                x = to_pixels(self.val.frames(i)[:F])[None].to(self.device)
                 x_hat = self.ae.decode(self.ae.encode(x)).float()
                 psnrs.append(_psnr(x_hat, x))
                 ssims.append(losses.ssim(x_hat[0].clamp(-1, 1), x[0]).item())
@@ -83,8 +93,9 @@ def latent_statistics(ae: VideoAutoencoder, reader: ShardReader, clips: int) -> 
     fpl = ae.config.frames_per_latent
     F = 1 + fpl * ((reader.frame_shape[0] - 1) // fpl)
     zs = []
+    dev = next(ae.parameters()).device
     for i in range(min(clips, len(reader))):
-        zs.append(ae.encode(to_pixels(reader.frames(i)[:F])[None]).float())
+        zs.append(ae.encode(to_pixels(reader.frames(i)[:F])[None].to(dev)).float().cpu())
     z = torch.cat(zs, 1).transpose(1, 2).flatten(2)                 # (1, C, N)
     return z.mean(-1)[0].tolist(), z.std(-1)[0].clamp_min(1e-3).tolist()
 
@@ -147,13 +158,13 @@ class DiffusionStage(Stage):
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.device = torch.device("cpu")
-        self.ae = load_autoencoder(cfg)
+        self.device = default_device()
+        self.ae = load_autoencoder(cfg).to(self.device)
         for p_ in self.ae.parameters():
             p_.requires_grad_(False)
         H = ShardReader(Path(cfg.data) / "val").frame_shape[1]
         self.latent_size = H // self.ae.config.spatial_factor
-        self.dit = self.build_model()
+        self.dit = self.build_model().to(self.device)
         self.dit.gradient_checkpointing = cfg.grad_checkpointing
         grid = self.latent_size // self.dit.config.patch
         self.train = latent_cache(cfg, self.ae, "train", grid, limit=cfg.latent_clips or None)
@@ -182,6 +193,13 @@ class DiffusionStage(Stage):
                          control=self.cfg.control, reproject=self.cfg.reproject)
         return VideoDiT(dc)
 
+    def to_device(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        """Batches and noise are drawn on the CPU (seeded, resumable) and moved here."""
+        return [x.to(self.device) for x in tensors]
+
+    def randn(self, shape, gen: torch.Generator) -> torch.Tensor:
+        return torch.randn(shape, generator=gen).to(self.device)
+
     def inputs(self, z: torch.Tensor, noisy: torch.Tensor, warp: torch.Tensor,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(recycled, noisy, warp) inputs for a teacher-forced clip z (B, F, C, h, w) whose
@@ -197,17 +215,17 @@ class DiffusionStage(Stage):
             if self.cfg.recycle_noise > 0:
                 std = self.cfg.recycle_noise * torch.rand((z.shape[0], z.shape[1], 1, 1, 1), generator=gen)
                 std[:, :1] = 0.0  # the first frame is given exactly
-                prev = prev + std * torch.randn(z.shape, generator=gen)
+                prev = prev + std.to(self.device) * self.randn(z.shape, gen)
             recycled = prev
         return recycled, torch.cat([z[:, :1], noisy[:, 1:]], 1), warp
 
     def loss(self, phase, step, rng, gen):
-        z, ctrl, warp = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)  # (B, F, C, h, w)
-        B, F = z.shape[:2]
-        t = losses.shift_t(torch.rand(B, generator=gen), self.cfg.shift)                    # same t per clip
+        z, ctrl, warp = self.to_device(*self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng))
+        B, F = z.shape[:2]                                                                  # z (B, F, C, h, w)
+        t = losses.shift_t(torch.rand(B, generator=gen), self.cfg.shift).to(self.device)   # same t per clip
         tf = t[:, None].expand(B, F).clone()
         tf[:, 0] = 0.0                                                                      # the given first frame
-        eps = torch.randn(z.shape, generator=gen)
+        eps = self.randn(z.shape, gen)
         recycled, noisy, warp = self.inputs(z, losses.flow_interpolate(z, eps, tf), warp, gen)
         x0 = self.dit(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode=self.mode,
                       warp=warp)
@@ -230,14 +248,14 @@ class DiffusionStage(Stage):
         K = self.cfg.clip_latents - 1
         gen = torch.Generator().manual_seed(1234)
         rng = np.random.default_rng(1234)
-        z, ctrl, warp = self.val.sample(4, K, rng)
+        z, ctrl, warp = self.to_device(*self.val.sample(4, K, rng))
         metrics = {}
         # one call from the clean previous frame at t = 1 (teacher forced) vs copying that frame
         if self.cfg.stage != "teacher":
-            tf = torch.ones(z.shape[:2])
+            tf = torch.ones(z.shape[:2], device=self.device)
             tf[:, 0] = 0
             recycled = torch.cat([z[:, :1], z[:, :-1]], 1)
-            noisy = torch.cat([z[:, :1], torch.randn(z[:, 1:].shape, generator=gen)], 1)
+            noisy = torch.cat([z[:, :1], self.randn(z[:, 1:].shape, gen)], 1)
             x0 = self.dit(recycled, noisy, ctrl if self.dit.config.control_features else None, tf, mode="causal",
                           warp=warp)
             # frames 2.. only: frame 1's recycled input is the still code of the first frame
@@ -249,11 +267,11 @@ class DiffusionStage(Stage):
         psnr_m, psnr_r, rows = [], [], []
         for i in range(n):
             first, chunks, c, w = self.val.window(i, 0, K)
-            zc = torch.from_numpy(np.concatenate([first[None], chunks]))[None].float()
-            cc = torch.from_numpy(c)[None].float()
-            zg = self.generate(zc[:, 0], cc, K, gen, torch.from_numpy(w)[None].float())
+            zc, cc, wc = self.to_device(torch.from_numpy(np.concatenate([first[None], chunks]))[None].float(),
+                                        torch.from_numpy(c)[None].float(), torch.from_numpy(w)[None].float())
+            zg = self.generate(zc[:, 0], cc, K, gen, wc)
             x_gen = self.ae.decode(self.ae.denormalize(zg)).float().clamp(-1, 1)[0]          # (1 + fpl K, 3, H, W)
-            x_gt = to_pixels(self.val_pixels.frames(i)[: 1 + fpl * K])
+            x_gt = to_pixels(self.val_pixels.frames(i)[: 1 + fpl * K]).to(self.device)
             psnr_m.append(np.mean([_psnr(a, b) for a, b in zip(x_gen[1:], x_gt[1:])]))
             psnr_r.append(np.mean([_psnr(x_gt[0], b) for b in x_gt[1:]]))
             rows += [to_uint8(x_gt[::fpl]), to_uint8(x_gen[::fpl])]
@@ -281,25 +299,25 @@ class DistillStage(DiffusionStage):
 
     def __init__(self, cfg: TrainConfig):
         super().__init__(cfg)
-        self.teacher = VideoDiT.from_pretrained(Path(cfg.teacher) if cfg.teacher else self.init_path()).eval()
+        self.teacher = VideoDiT.from_pretrained(Path(cfg.teacher) if cfg.teacher else self.init_path()).to(self.device).eval()
         for p_ in self.teacher.parameters():
             p_.requires_grad_(False)
         n = torch.arange(cfg.distill_steps + 1, dtype=torch.float32) / cfg.distill_steps
         self.grid = losses.shift_t(n, cfg.shift)                  # (N + 1,), grid[0] = 0, grid[N] = 1
 
     def loss(self, phase, step, rng, gen):
-        z, ctrl, warp = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)
+        z, ctrl, warp = self.to_device(*self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng))
         B, F = z.shape[:2]
         ctrl = ctrl if self.dit.config.control_features else None
         n = torch.randint(0, self.cfg.distill_steps, (B,), generator=gen)
-        t_hi, t_lo = self.grid[n + 1], self.grid[n]
+        t_hi, t_lo = self.grid[n + 1].to(self.device), self.grid[n].to(self.device)
 
         def per_frame(t):
             tf = t[:, None].expand(B, F).clone()
             tf[:, 0] = 0.0
             return tf
 
-        eps = torch.randn(z.shape, generator=gen)
+        eps = self.randn(z.shape, gen)
         x_hi = losses.flow_interpolate(z, eps, per_frame(t_hi))
         recycled, x_hi, warp = self.inputs(z, x_hi, warp, gen)
         with torch.no_grad():
@@ -321,17 +339,17 @@ class DistillStage(DiffusionStage):
         self.dit.eval()
         rng = np.random.default_rng(99)
         gen = torch.Generator().manual_seed(99)
-        z, ctrl, warp = self.val.sample(4, self.cfg.clip_latents - 1, rng)
+        z, ctrl, warp = self.to_device(*self.val.sample(4, self.cfg.clip_latents - 1, rng))
         ctrl = ctrl if self.dit.config.control_features else None
         recycled = torch.cat([z[:, :1], z[:, :-1]], 1)
-        x = torch.cat([z[:, :1], torch.randn(z[:, 1:].shape, generator=gen)], 1)
+        x = torch.cat([z[:, :1], self.randn(z[:, 1:].shape, gen)], 1)
         B, F = z.shape[:2]
-        ones = torch.ones(B, F)
+        ones = torch.ones(B, F, device=self.device)
         ones[:, 0] = 0
         one_step = self.dit(recycled, x, ctrl, ones, mode="causal", warp=warp)
         for i in range(self.cfg.distill_steps, 0, -1):
             t_hi, t_lo = float(self.grid[i]), float(self.grid[i - 1])
-            tf = torch.full((B, F), t_hi)
+            tf = torch.full((B, F), t_hi, device=self.device)
             tf[:, 0] = 0
             x0 = self.teacher(recycled, x, ctrl, tf, mode="causal", warp=warp)
             x = torch.cat([z[:, :1], x[:, 1:] + (t_lo - t_hi) * (x[:, 1:] - x0[:, 1:]) / t_hi], 1)
@@ -355,7 +373,7 @@ class AdversarialStage(DiffusionStage):
     def __init__(self, cfg: TrainConfig):
         self.long = cfg.stage == "long"
         super().__init__(cfg)
-        self.disc = self.build_discriminator()
+        self.disc = self.build_discriminator().to(self.device)
         self.models = {"generator": self.dit, "discriminator": self.disc}
         self.ema_model = "generator"
         self.S = cfg.segment_latents if self.long else cfg.clip_latents - 1
@@ -393,9 +411,9 @@ class AdversarialStage(DiffusionStage):
         """Pick a real first frame and a control sequence for the whole video."""
         B = self.cfg.batch_size
         total = self.n_segments * self.S
-        z, ctrl, warp = self.train.sample(B, min(total, self.train.chunks.shape[1]), rng)
+        z, ctrl, warp = self.to_device(*self.train.sample(B, min(total, self.train.chunks.shape[1]), rng))
         while ctrl.shape[1] - 1 < total:  # long videos: chain controls of further clips
-            _, more, more_warp = self.train.sample(B, self.S, rng)
+            _, more, more_warp = self.to_device(*self.train.sample(B, self.S, rng))
             ctrl = torch.cat([ctrl, more[:, 1:]], 1)
             warp = torch.cat([warp, more_warp[:, 1:]], 1)
         self.video = [z[:, 0]]                                  # generated latents, detached
@@ -403,22 +421,22 @@ class AdversarialStage(DiffusionStage):
         self.ctrl = ctrl                                        # (B, 1 + total, T, Cc)
         self.warp = warp                                        # (B, 1 + total, 3, 3) to the previous frame
         self.warp_first = maps_from_first(warp)                 # (B, 1 + total, 3, 3) to the first frame
-        self.cache = self.dit.new_cache(B)
+        self.cache = self.dit.new_cache(B, device=self.device)
         with torch.no_grad():
-            zero = torch.zeros(B)
+            zero = torch.zeros(B, device=self.device)
             self.dit.step(self.cache, z[:, 0], z[:, 0], self._ctrl(ctrl[:, 0]), zero, 0, warp[:, 0])
 
     def _segment_inputs(self, seg: int, gen: torch.Generator):
         """Positions, noise and controls of segment ``seg``; rolls it out without gradients."""
         a = 1 + seg * self.S
-        pos = torch.arange(a, a + self.S)
-        eps = torch.randn((self.cfg.batch_size, self.S, *self.video[0].shape[1:]), generator=gen)
+        pos = torch.arange(a, a + self.S, device=self.device)
+        eps = self.randn((self.cfg.batch_size, self.S, *self.video[0].shape[1:]), gen)
         ctrl = self.ctrl[:, a:a + self.S]
         warp = self.warp[:, a:a + self.S]
         cache = self.cache.clone()
         out = []
         prev = self.video[-1]
-        ones = torch.ones(self.cfg.batch_size)
+        ones = torch.ones(self.cfg.batch_size, device=self.device)
         with torch.no_grad():
             for i in range(self.S):
                 if self.cfg.teacher_forcing:
@@ -456,9 +474,9 @@ class AdversarialStage(DiffusionStage):
                 self._new_video(rng, gen)
             self.seg_inputs = self._segment_inputs(seg, gen)
         pos, eps, ctrl, warp, rolled = self.seg_inputs
-        real, real_ctrl, real_warp = self.train.sample(B, self._overlap(seg) + self.S, rng)
-        t = torch.rand(B, generator=gen)                         # no shift for the discriminator
-        d_eps = torch.randn(real.shape, generator=gen)
+        real, real_ctrl, real_warp = self.to_device(*self.train.sample(B, self._overlap(seg) + self.S, rng))
+        t = torch.rand(B, generator=gen).to(self.device)        # no shift for the discriminator
+        d_eps = self.randn(real.shape, gen)
         for p_ in self.disc.parameters():
             p_.requires_grad_(phase.startswith("disc") and p_ in self._d_trainable)
         if phase.startswith("disc"):
@@ -475,8 +493,8 @@ class AdversarialStage(DiffusionStage):
                 reg = self.cfg.r_gamma / 2 * (r1 + r2)
             else:
                 s = self.cfg.r_sigma
-                noise_r = torch.randn(real.shape, generator=gen) * s
-                noise_f = torch.randn(fake.shape, generator=gen) * s
+                noise_r = self.randn(real.shape, gen) * s
+                noise_f = self.randn(fake.shape, gen) * s
                 noise_r[:, 0] = 0
                 noise_f[:, 0] = 0
                 r1 = losses.approx_r_penalty(d_real, self._d(real + noise_r, real_ctrl, t, d_eps, real_warp))
@@ -490,7 +508,7 @@ class AdversarialStage(DiffusionStage):
         if self.cfg.teacher_forcing:
             a = int(pos[0])
             prev = self.gt[:, a - 1:a - 1 + self.S]
-        ones = torch.ones(B, self.S)
+        ones = torch.ones(B, self.S, device=self.device)
         fake_seg = self.dit(prev.detach(), eps, self._ctrl(ctrl), ones, mode="causal", positions=pos,
                             cache=self.cache, warp=warp)
         fake, fake_ctrl, fake_warp = self._window(seg, fake_seg)
