@@ -17,16 +17,30 @@ def split_seed(split: str, index: int) -> int:
     return lo + index
 
 
-def world_clip(seed: int, n_frames: int, size: int) -> Clip:
-    """A world-explorer clip: a world of this seed, a start pose and a human-like trajectory."""
-    from data.trajectories import camera_trajectory
-    from data.world import make_world, render_clip, start_state
+def _world_start(seed: int):
+    """The world of a seed, its start pose, and the random stream that goes on to the trajectory."""
+    from data.world import make_world, start_state
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC11B]))
     world = make_world(seed)
-    state = start_state(world, rng)
-    controls = camera_trajectory(rng, n_frames)
-    clip = render_clip(world, state, controls, size, size)
+    return world, start_state(world, rng), rng
+
+
+def world_clip(seed: int, n_frames: int, size: int) -> Clip:
+    """A world-explorer clip: a world of this seed, a start pose and a human-like trajectory."""
+    from data.trajectories import camera_trajectory
+
+    world, state, rng = _world_start(seed)
+    return world_clip_from_controls(seed, camera_trajectory(rng, n_frames), size, (world, state))
+
+
+def world_clip_from_controls(seed: int, controls: np.ndarray, size: int, start=None) -> Clip:
+    """The world and start pose of ``seed`` driven by given (F, 7) controls instead of its own
+    trajectory (evaluation: a full turn from the same first frame)."""
+    from data.world import render_clip
+
+    world, state = start if start is not None else _world_start(seed)[:2]
+    clip = render_clip(world, state, np.asarray(controls, np.float32), size, size)
     clip.meta["seed"] = seed
     return clip
 
@@ -55,7 +69,15 @@ def photo_clip(seed: int, n_frames: int, size: int) -> Clip:
                                      meta={"seed": seed, "photo": name, "flip": flip})
 
 
-SOURCES = {"world": world_clip, "photo": photo_clip}
+def avatar_clip(seed: int, n_frames: int, size: int) -> Clip:
+    """A webcam clip of one person: an avatar of this seed moving like a person at a webcam (mocap
+    clips, gestures, walks out of the frame and back), with its 33 MediaPipe-format landmarks."""
+    from data.avatar import avatar_clip as render
+
+    return render(seed, n_frames, size)
+
+
+SOURCES = {"world": world_clip, "photo": photo_clip, "avatar": avatar_clip}
 
 
 def make_clip(source: str, seed: int, n_frames: int, size: int) -> Clip:
