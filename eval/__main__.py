@@ -1,0 +1,148 @@
+"""python -m eval: every method against ground truth rendered from the same seeds and controls.
+
+    python -m eval --model assets/world --clips 8 --frames 1441 --json > runs/eval/world-1440.json
+    python -m eval --model assets/avatar --clips 8 --frames 121 --json
+
+For each held-out test seed (never seen in training), the ground-truth clip is rendered with
+its trajectory; every method generates from the true first frame under the true controls. Per
+method: PSNR / SSIM over the first second (frames 1-24), FVD-lite per window of ``--window``
+frames against the ground truth's windows, RotErr / TransErr (camera models) or AKD (pose
+models) per window with the floor of the same estimator on the ground truth, drift (last
+window / first window), revisit consistency after a full 360-degree yaw (camera models) and
+the time per latent frame.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.sources import make_clip, split_seed
+from eval.camera import camera_errors
+from eval.features import VideoFeatureNet, frechet_distance, window_features
+from eval.metrics import psnr_per_frame, ssim_per_frame
+from eval.rollout import METHODS, Controls, generate, load_method
+from model.autoencoder import VideoAutoencoder
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def ground_truth(source: str, index: int, n_frames: int, size: int):
+    """The test clip ``index`` of ``source`` rendered for ``n_frames`` (trajectories are
+    prefix-consistent: a longer render starts with the shorter one)."""
+    return make_clip(source, split_seed("test", index), n_frames, size)
+
+
+def revisit_controls(rate: float = 3.0) -> tuple[np.ndarray, int]:
+    """(F, 7) controls of a full 360-degree yaw at ``rate`` degrees per frame (the camera neither
+    moves nor tilts), and the frame at which the first view returns."""
+    n_turn = int(round(360.0 / rate))
+    n = 1 + 4 * ((n_turn + 8 + 3) // 4)
+    c = np.zeros((n, 7), np.float32)
+    c[1:n_turn + 1, 0] = rate
+    return c, n_turn
+
+
+def windows(n_frames: int, window: int) -> list[tuple[int, int]]:
+    return [(a, min(a + window, n_frames)) for a in range(0, n_frames - 16 + 1, window)]
+
+
+def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, window: int, features: str,
+             source: str | None = None, revisit: bool = True, seed: int = 0) -> dict:
+    torch.set_num_threads(torch.get_num_threads())
+    model_dir = Path(model_dir)
+    ae = VideoAutoencoder.from_pretrained(model_dir / "autoencoder").eval()
+    net = VideoFeatureNet.from_pretrained(features).eval()
+    dits = {m: load_method(model_dir, m) for m in methods}
+    control = next(iter(dits.values())).config.control
+    size = next(iter(dits.values())).config.latent_size * ae.config.spatial_factor
+    source = source or ("avatar" if control == "pose" else "world")
+    wins = windows(n_frames, window)
+    gt_feats = [[] for _ in wins]
+    res = {m: {"psnr_1s": [], "ssim_1s": [], "feats": [[] for _ in wins], "cam": [[] for _ in wins],
+               "ms_per_latent": []} for m in methods}
+    floor_cam = [[] for _ in wins]
+    for i in range(clips):
+        clip = ground_truth(source, i, n_frames, size)
+        gt = clip.frames
+        ctl = Controls(K=clip.K, w2c=clip.w2c, landmarks=clip.landmarks)
+        for w, (a, b) in enumerate(wins):
+            gt_feats[w].append(window_features(net, gt[a:b]))
+            if control == "camera":
+                floor_cam[w].append(camera_errors(gt[a:b], clip.K[a:b], clip.w2c[a:b]))
+        for m in methods:
+            t = time.perf_counter()
+            video = generate(ae, dits[m], m, gt[0], ctl, n_frames, seed=seed + i)
+            res[m]["ms_per_latent"].append((time.perf_counter() - t) * 1e3 / ((n_frames - 1) // 4))
+            res[m]["psnr_1s"].append(float(psnr_per_frame(video[1:25], gt[1:25]).mean()))
+            res[m]["ssim_1s"].append(float(ssim_per_frame(video[1:25], gt[1:25]).mean()))
+            for w, (a, b) in enumerate(wins):
+                res[m]["feats"][w].append(window_features(net, video[a:b]))
+                if control == "camera":
+                    res[m]["cam"][w].append(camera_errors(video[a:b], clip.K[a:b], clip.w2c[a:b]))
+    ref = np.concatenate([f for fs in gt_feats for f in fs])          # ground truth of all windows
+    out = {"model": str(model_dir.name), "source": source, "control": control, "clips": clips,
+           "frames": n_frames, "window": window, "windows": [list(w) for w in wins], "methods": {}}
+    if control == "camera":
+        out["floor"] = {"rot_err": [float(np.nanmean([c["rot_err"] for c in cs])) for cs in floor_cam],
+                        "trans_err": [float(np.nanmean([c["trans_err"] for c in cs])) for cs in floor_cam]}
+    for m in methods:
+        r = res[m]
+        fvd = [frechet_distance(np.concatenate(f), ref) for f in r["feats"]]
+        o = {"psnr_1s": float(np.mean(r["psnr_1s"])), "ssim_1s": float(np.mean(r["ssim_1s"])),
+             "fvd": fvd, "drift_fvd": fvd[-1] / max(fvd[0], 1e-9),
+             "ms_per_latent": float(np.median(r["ms_per_latent"])),
+             "fps": 4000.0 / float(np.median(r["ms_per_latent"])), "steps": METHODS[m].steps}
+        if control == "camera":
+            o["rot_err"] = [float(np.nanmean([c["rot_err"] for c in cs])) for cs in r["cam"]]
+            o["trans_err"] = [float(np.nanmean([c["trans_err"] for c in cs])) for cs in r["cam"]]
+            o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
+        out["methods"][m] = o
+    if revisit and control == "camera":
+        out["revisit"] = revisit_scores(ae, dits, size, clips, seed)
+    return out
+
+
+def revisit_scores(ae, dits: dict, size: int, clips: int, seed: int) -> dict:
+    """PSNR of the view after a full 360-degree yaw against the first view, from each test
+    world's start pose. The renderer returns exactly (the ground-truth row shows it); a method
+    must remember the view through its always-attended first frame."""
+    from data.sources import world_clip_from_controls
+
+    controls, back = revisit_controls()
+    out = {m: [] for m in dits}
+    gt_scores = []
+    for i in range(clips):
+        clip = world_clip_from_controls(split_seed("test", i), controls, size)
+        gt_scores.append(float(psnr_per_frame(clip.frames[back:back + 1], clip.frames[:1])[0]))
+        ctl = Controls(K=clip.K, w2c=clip.w2c)
+        for m, dit in dits.items():
+            video = generate(ae, dit, m, clip.frames[0], ctl, clip.num_frames, seed=seed + i)
+            out[m].append(float(psnr_per_frame(video[back:back + 1], video[:1])[0]))
+    return {"frame": back, "ground_truth": float(np.mean(gt_scores)), **{m: float(np.mean(v)) for m, v in out.items()}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="model directory: autoencoder/ plus one directory per method")
+    p.add_argument("--methods", nargs="+", default=None, help=f"default: those present of {list(METHODS)}")
+    p.add_argument("--clips", type=int, default=8)
+    p.add_argument("--frames", type=int, default=121, help="video frames per clip (1 + 4k)")
+    p.add_argument("--window", type=int, default=240, help="frames per metric window (10 s at 24 fps)")
+    p.add_argument("--features", default=str(ASSETS / "eval" / "features"), help="FVD-lite feature network")
+    p.add_argument("--source", default=None, help="ground-truth source (default: world or avatar by control)")
+    p.add_argument("--no-revisit", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    methods = a.methods or [m for m, spec in METHODS.items() if (Path(a.model) / spec.model).is_dir()]
+    r = evaluate(a.model, methods, a.clips, a.frames, a.window, a.features, a.source, not a.no_revisit, a.seed)
+    print(json.dumps(r) if a.json else json.dumps(r, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Evaluation pieces: FVD-lite's distance and features, the camera-motion estimator, rollouts."""
+import numpy as np
+import pytest
+import torch
+
+from data.sources import make_clip
+from eval.camera import camera_errors, rotation_angle_deg
+from eval.features import FeatureNetConfig, VideoFeatureNet, frechet_distance, window_features
+from eval.rollout import METHODS, Controls, decode_latents, generate
+from model.autoencoder import PRESETS as AE_PRESETS
+from model.autoencoder import VideoAutoencoder
+from model.config import replace
+from model.dit import PRESETS, VideoDiT
+
+
+def test_frechet_distance_is_zero_for_the_same_set_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 8))
+    assert abs(frechet_distance(a, a)) < 1e-6
+    d1 = frechet_distance(a, a + 0.5)
+    d2 = frechet_distance(a, a + 1.0)
+    assert np.isclose(d1, 8 * 0.25, rtol=1e-3) and np.isclose(d2, 8 * 1.0, rtol=1e-3)   # |mu1 - mu2|^2
+    assert frechet_distance(a, 2 * a) > 1.0                                            # covariance counts
+
+
+def test_window_features_shape():
+    net = VideoFeatureNet(FeatureNetConfig(frames=8, size=32, widths=(8, 8, 16, 16), features=12)).eval()
+    video = np.random.default_rng(0).integers(0, 255, (33, 48, 48, 3), dtype=np.uint8)
+    assert window_features(net, video).shape == (4, 12)
+    assert window_features(net, video, stride=4).shape == (7, 12)
+
+
+def test_camera_estimator_reads_a_rendered_world_and_not_a_frozen_one():
+    clip = make_clip("world", 2_000_003, 33, 96)          # a test seed: hills, turning
+    truth = camera_errors(clip.frames, clip.K, clip.w2c)
+    frozen = camera_errors(np.repeat(clip.frames[:1], 33, 0), clip.K, clip.w2c)
+    turned = max(rotation_angle_deg(clip.w2c[f + 4][:3, :3] @ clip.w2c[f][:3, :3].T) for f in range(0, 28, 4))
+    assert turned > 2.0                                    # the clip does turn
+    assert truth["rot_err"] < 0.5 * frozen["rot_err"], (truth, frozen)
+
+
+def _tiny(control="camera", reproject=True):
+    torch.manual_seed(0)
+    ae = VideoAutoencoder(AE_PRESETS["tiny"]).eval()
+    dit = VideoDiT(replace(PRESETS["tiny"], control=control, reproject=reproject and control == "camera")).eval()
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return ae, dit
+
+
+def test_decode_in_chunks_equals_whole_decode():
+    ae, _ = _tiny()
+    z = torch.randn(1, 7, 8, 4, 4)
+    with torch.no_grad():
+        whole = ((ae.decode(ae.denormalize(z)).float().clamp(-1, 1) + 1) * 127.5).round()
+    chunked = decode_latents(ae, z, chunk=2).astype(np.float32)
+    assert chunked.shape == (25, 32, 32, 3)
+    assert np.abs(chunked - whole[0].permute(0, 2, 3, 1).numpy()).max() <= 1.0
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_makes_a_video_from_the_first_frame(method):
+    ae, dit = _tiny()
+    clip = make_clip("world", 7, 21, 32)
+    video = generate(ae, dit, method, clip.frames[0], Controls(K=clip.K, w2c=clip.w2c), 21, clip_latents=3)
+    assert video.shape == (21, 32, 32, 3) and video.dtype == np.uint8
+    assert np.array_equal(video[0], clip.frames[0])
