@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from data.sources import make_clip, split_seed
+from data.video import write_mp4
 from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, frechet_distance, window_features
 from eval.metrics import psnr_per_frame, ssim_per_frame
@@ -52,7 +53,9 @@ def windows(n_frames: int, window: int) -> list[tuple[int, int]]:
 
 
 def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, window: int, features: str,
-             source: str | None = None, revisit: bool = True, seed: int = 0) -> dict:
+             source: str | None = None, revisit: bool = True, seed: int = 0, videos: str | None = None) -> dict:
+    """All metrics of ``methods`` on ``clips`` test clips; with ``videos``, the first clip's
+    ground truth and every method's video are written there as MP4 (the report's strips)."""
     torch.set_num_threads(torch.get_num_threads())
     model_dir = Path(model_dir)
     ae = VideoAutoencoder.from_pretrained(model_dir / "autoencoder").eval()
@@ -74,10 +77,14 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
             gt_feats[w].append(window_features(net, gt[a:b]))
             if control == "camera":
                 floor_cam[w].append(camera_errors(gt[a:b], clip.K[a:b], clip.w2c[a:b]))
+        if videos and i == 0:
+            write_mp4(Path(videos) / "ground_truth.mp4", gt)
         for m in methods:
             t = time.perf_counter()
             video = generate(ae, dits[m], m, gt[0], ctl, n_frames, seed=seed + i)
             res[m]["ms_per_latent"].append((time.perf_counter() - t) * 1e3 / ((n_frames - 1) // 4))
+            if videos and i == 0:
+                write_mp4(Path(videos) / f"{m}.mp4", video)
             res[m]["psnr_1s"].append(float(psnr_per_frame(video[1:25], gt[1:25]).mean()))
             res[m]["ssim_1s"].append(float(ssim_per_frame(video[1:25], gt[1:25]).mean()))
             for w, (a, b) in enumerate(wins):
@@ -137,10 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--source", default=None, help="ground-truth source (default: world or avatar by control)")
     p.add_argument("--no-revisit", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--videos", default=None, help="write the first clip's videos (truth and each method) here")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     methods = a.methods or [m for m, spec in METHODS.items() if (Path(a.model) / spec.model).is_dir()]
-    r = evaluate(a.model, methods, a.clips, a.frames, a.window, a.features, a.source, not a.no_revisit, a.seed)
+    r = evaluate(a.model, methods, a.clips, a.frames, a.window, a.features, a.source, not a.no_revisit, a.seed,
+                 a.videos)
     print(json.dumps(r) if a.json else json.dumps(r, indent=1))
 
 

@@ -66,3 +66,27 @@ def test_every_method_makes_a_video_from_the_first_frame(method):
     video = generate(ae, dit, method, clip.frames[0], Controls(K=clip.K, w2c=clip.w2c), 21, clip_latents=3)
     assert video.shape == (21, 32, 32, 3) and video.dtype == np.uint8
     assert np.array_equal(video[0], clip.frames[0])
+
+
+def test_report_tables_plots_and_readme_block(tmp_path):
+    import json
+
+    from eval.report import END, START, build, update_readme
+
+    res = tmp_path / "runs"
+    res.mkdir()
+    m = {"steps": 1, "psnr_1s": 25.0, "ssim_1s": 0.8, "fvd": [10.0, 12.0], "drift_fvd": 1.2, "ms_per_latent": 20.0,
+         "fps": 200.0, "rot_err": [1.0, 1.5], "trans_err": [0.3, 0.4], "drift_rot_err": 1.5}
+    r = {"model": "world", "source": "world", "control": "camera", "clips": 2, "frames": 481, "window": 240,
+         "windows": [[0, 240], [240, 480]], "methods": {"aapt": m, "distill": dict(m, drift_fvd=3.0)},
+         "floor": {"rot_err": [0.9, 0.9], "trans_err": [0.2, 0.2]},
+         "revisit": {"frame": 120, "ground_truth": 99.0, "aapt": 20.0, "distill": 15.0}}
+    (res / "world-480.json").write_text(json.dumps(r))
+    text = build(res, tmp_path / "docs")
+    assert "**AAPT**" in text and "3.00" in text and "ground truth (estimator floor)" in text
+    assert (tmp_path / "docs" / "world-480-drift.png").is_file()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# X\n\n{START}\nold\n{END}\n\nafter\n")
+    update_readme(readme, text)
+    s = readme.read_text()
+    assert "old" not in s and "after" in s and s.count(START) == 1 and "**AAPT**" in s

@@ -1,0 +1,151 @@
+"""The results report: tables, drift plots and strips from ``python -m eval`` outputs, into the README.
+
+    python -m eval.report --results runs/eval --out docs/results [--readme README.md]
+
+Reads every ``*.json`` written by ``python -m eval --json`` under ``--results`` (and the
+``*.mp4`` videos beside them, from ``--videos``), writes ``<out>/results.md``, drift plots
+(PNG) and strips (truth over each method, PNG), and replaces the README section between
+``<!-- results:start -->`` and ``<!-- results:end -->`` with the same content.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+NAMES = {"teacher": "teacher (bidirectional, multi-step)", "adapt": "adapt (causal, multi-step)",
+         "distill": "distill (1 step)", "adversarial": "adversarial (1 step, no long stage)",
+         "aapt": "**AAPT** (full recipe, 1 step)", "adversarial_tf": "adversarial, teacher forcing (ablation)"}
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _f(x, nd=2) -> str:
+    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
+        return "–"
+    return f"{x:.{nd}f}"
+
+
+def table(r: dict) -> str:
+    """One markdown table of a result file."""
+    cam = r["control"] == "camera"
+    head = ["method", "steps", "PSNR 1 s", "SSIM 1 s", "FVD-lite first", "FVD-lite last", "drift FVD"]
+    if cam:
+        head += ["RotErr", "TransErr", "drift RotErr"]
+    if "akd" in next(iter(r["methods"].values())):
+        head += ["AKD", "drift AKD"]
+    head += ["ms / latent frame"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m, o in r["methods"].items():
+        row = [NAMES.get(m, m), str(o["steps"]), _f(o["psnr_1s"]), _f(o["ssim_1s"], 3), _f(o["fvd"][0], 1),
+               _f(o["fvd"][-1], 1), _f(o["drift_fvd"])]
+        if cam:
+            row += [_f(np.nanmean(o["rot_err"])), _f(np.nanmean(o["trans_err"])), _f(o["drift_rot_err"])]
+        if "akd" in o:
+            row += [_f(np.nanmean(o["akd"])), _f(o["drift_akd"])]
+        row += [_f(o["ms_per_latent"], 1)]
+        rows.append("| " + " | ".join(row) + " |")
+    if cam and "floor" in r:
+        fl = r["floor"]
+        rows.append("| ground truth (estimator floor) | – | – | – | – | – | – | "
+                    f"{_f(np.nanmean(fl['rot_err']))} | {_f(np.nanmean(fl['trans_err']))} | – | – |")
+    if "floor_akd" in r:
+        rows.append(f"\nAKD floor (MediaPipe on the ground-truth renders): {_f(np.nanmean(r['floor_akd']))} torso lengths.")
+    return "\n".join(rows)
+
+
+def drift_plot(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["fvd"] + (["rot_err"] if r["control"] == "camera" else []) + (["akd"] if r.get("floor_akd") else [])
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.2), squeeze=False)
+    t = [(a + b) / 2 / 24.0 for a, b in r["windows"]]
+    for ax, k in zip(axes[0], keys):
+        for m, o in r["methods"].items():
+            ax.plot(t, o[k], marker="o", label=m)
+        if k == "rot_err" and "floor" in r:
+            ax.plot(t, r["floor"]["rot_err"], "k--", label="ground truth")
+        ax.set_xlabel("time (s)")
+        ax.set_title({"fvd": "FVD-lite per window", "rot_err": "RotErr (deg) per window", "akd": "AKD per window"}[k])
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def strip(video_dir: Path, path: Path, frames: tuple[int, ...] = (0, 12, 24, 48, 96, 240, 480, 960, 1440)) -> bool:
+    """Truth over every method at a few frame indices, one PNG; False if there are no videos."""
+    from data.video import contact_sheet, read_video
+
+    gt = video_dir / "ground_truth.mp4"
+    if not gt.is_file():
+        return False
+    vids = [("ground_truth", read_video(gt))] + [(m, read_video(video_dir / f"{m}.mp4")) for m in NAMES
+                                                   if (video_dir / f"{m}.mp4").is_file()]
+    n = min(len(v) for _, v in vids)
+    sel = [f for f in frames if f < n]
+    contact_sheet([v[sel] for _, v in vids], path)
+    (path.with_suffix(".txt")).write_text("rows: " + ", ".join(m for m, _ in vids) + "\nframes: " + ", ".join(map(str, sel)))
+    return True
+
+
+def build(results: Path, out: Path) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    parts = ["## Results", "",
+             "Regenerate with `python -m eval.report --results runs/eval --out docs/results` after the "
+             "`python -m eval` runs listed in each table's caption. Ground truth is rendered from held-out "
+             "test seeds with the same first frame and controls as every method."]
+    for f in sorted(results.glob("*.json")):
+        r = json.loads(f.read_text())
+        name = f.stem
+        parts += ["", f"### {name}: {r['model']} model, {r['clips']} clips x {r['frames']} frames "
+                      f"({r['frames'] / 24:.0f} s), windows of {r['window']} frames",
+                  "", f"`python -m eval --model assets/{r['model']} --clips {r['clips']} --frames {r['frames']} "
+                      f"--window {r['window']} --json > runs/eval/{name}.json`", "", table(r)]
+        if "revisit" in r:
+            rv = r["revisit"]
+            parts += ["", f"Revisit consistency (PSNR of the view after a full 360-degree yaw vs the first view, "
+                          f"frame {rv['frame']}): ground truth {_f(rv['ground_truth'], 1)} dB; " +
+                      ", ".join(f"{m} {_f(v, 1)} dB" for m, v in rv.items() if m in NAMES)]
+        if len(r["windows"]) > 1:
+            drift_plot(r, out / f"{name}-drift.png")
+            parts += ["", f"![drift {name}](docs/results/{name}-drift.png)"]
+        vd = results / name
+        if vd.is_dir() and strip(vd, out / f"{name}-strip.png"):
+            parts += ["", f"![strips {name}](docs/results/{name}-strip.png)",
+                      "", f"Rows: {(out / f'{name}-strip.txt').read_text()}"]
+    text = "\n".join(parts) + "\n"
+    (out / "results.md").write_text(text)
+    return text
+
+
+def update_readme(readme: Path, text: str) -> None:
+    s = readme.read_text()
+    block = f"{START}\n{text}{END}"
+    if START in s and END in s:
+        s = s[:s.index(START)] + block + s[s.index(END) + len(END):]
+    else:
+        s = s.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(s)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="runs/eval")
+    p.add_argument("--out", default="docs/results")
+    p.add_argument("--readme", default="README.md", help="README to update ('' to skip)")
+    a = p.parse_args(argv)
+    text = build(Path(a.results), Path(a.out))
+    if a.readme:
+        update_readme(Path(a.readme), text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
