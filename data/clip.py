@@ -12,8 +12,9 @@ class Clip:
     """A rendered clip with its exact ground truth.
 
     frames:    (F, H, W, 3) uint8 RGB.
-    controls:  (F, Dc) float32; controls[f] is what moved frame f-1 to frame f (row 0 is zero).
-               Camera sources: Dc = controls.camera.CONTROL_DIM. Avatar: the landmarks drive it.
+    controls:  (F, Dc) float32. Camera sources: controls[f] is what moved frame f-1 to frame f
+               (row 0 is zero), Dc = controls.camera.CONTROL_DIM. Avatar: controls[f] is the pose
+               frame f shows, its landmarks flattened (Dc = 33 * 4).
     K:         (F, 3, 3) float32 intrinsics per frame (camera sources), else None.
     w2c:       (F, 4, 4) float32 world-to-camera per frame (camera sources), else None.
     landmarks: (F, 33, 4) float32 MediaPipe-format [x, y (normalised image), z, visibility]
