@@ -1,23 +1,63 @@
-"""python -m app: the demo app is not built yet; this lists what the project offers today."""
+"""python -m app: serve the AAPT Live demo (default http://127.0.0.1:7860).
+
+    python -m app [--port 7860] [--host 127.0.0.1] [--share] [--assets DIR] [--max-streams 2]
+
+Models are found in ``--assets`` (every ``<name>/`` with ``autoencoder/`` and ``generator/``);
+a mode with no model is shown as unavailable. Binds to localhost unless ``--host`` says otherwise;
+a public Gradio link only with ``--share``.
+"""
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
-MESSAGE = """AAPT Live — the interactive app is not built yet.
-Available now:
-  python -m data.build --help      render world / photo-pan training clips with ground truth
-  python -m data.preview --help    contact sheets and MP4s of rendered clips
-  python -m data.bench --json      renderer speed
-  python -m train --help           the training recipe (autoencoder ... long)
-  python -m eval.baselines --help  a model's rollouts against the dumb baselines
-Shipped models in assets/: {models}"""
+from app.examples import DEFAULT_DIR as EXAMPLES
+from app.models import DEFAULT_ASSETS
 
 
-def main() -> int:
-    assets = Path(__file__).resolve().parent.parent / "assets"
-    models = sorted(p.name for p in assets.iterdir() if (p / "generator").is_dir()) if assets.is_dir() else []
-    print(MESSAGE.format(models=", ".join(models) or "none yet"))
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m app", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    p.add_argument("--assets", type=Path, default=DEFAULT_ASSETS, help="folder of shipped models")
+    p.add_argument("--examples", type=Path, default=EXAMPLES, help="folder of example first frames and motions")
+    p.add_argument("--max-streams", type=int, default=2, help="streams generating at once; more tabs wait in line")
+    p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds without input before a stream stops")
+    p.add_argument("--fps", type=float, default=24.0, help="playback frame rate (the models' training rate)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0)
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0: all cores but one, at least 1: the rest serves pose detection and the page)")
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    logging.basicConfig(level=logging.WARNING if a.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import torch
+
+    from app.ui import AppConfig, build
+
+    torch.set_num_threads(a.threads if a.threads > 0 else max(1, (os.cpu_count() or 2) - 1))
+    cfg = AppConfig(assets=a.assets, examples=a.examples, max_streams=a.max_streams, idle_timeout=a.idle_timeout,
+                    fps=a.fps, max_upload_mb=a.max_upload_mb)
+    demo, manager, kw = build(cfg)
+    found = ", ".join(f"{m.label} ({m.mode})" for m in manager.store.models.values()) or "none"
+    print(f"AAPT Live: models: {found}", flush=True)
+    demo.queue(default_concurrency_limit=4)
+    try:
+        # show_error=False: raw exceptions never reach the page (handlers raise readable gr.Error);
+        # no SSR: it starts a Node server per app that this page does not need
+        demo.launch(server_name=a.host, server_port=a.port, share=a.share, show_error=False, quiet=a.quiet,
+                    ssr_mode=False, **kw)
+    finally:
+        manager.shutdown()
     return 0
 
 

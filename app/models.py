@@ -1,0 +1,99 @@
+"""Shipped models: found by scanning an assets folder, loaded once, shared by every session's engine.
+
+A model is a folder ``<assets>/<name>/`` with ``autoencoder/`` and ``generator/`` (config.json +
+model.safetensors each). The generator's ``control`` decides the mode ("camera" -> world,
+"pose" -> avatar); ``latent_size * spatial factor`` is the resolution. Weights are read-only at
+run time, so one copy serves all sessions; each session gets its own ``StreamingEngine`` (KV
+cache, decoder state, noise generator) around them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.autoencoder import VideoAutoencoder
+from model.dit import VideoDiT
+from model.engine import StreamingEngine
+
+log = logging.getLogger(__name__)
+
+MODES = {"camera": "world", "pose": "avatar"}      # generator control -> app mode
+DEFAULT_ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One shipped model (``path`` is for loading only; it never reaches the page)."""
+    name: str
+    mode: str            # world | avatar
+    resolution: int
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} · {self.resolution} px"
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def discover(assets: str | Path) -> list[ModelInfo]:
+    """Every loadable-looking model under ``assets`` (sorted by mode, resolution, name).
+    Folders without both parts, or with unreadable or unsupported configs, are skipped."""
+    root = Path(assets)
+    found = []
+    if not root.is_dir():
+        return found
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        g, a = d / "generator" / "config.json", d / "autoencoder" / "config.json"
+        if not (g.is_file() and a.is_file()):
+            continue
+        try:
+            gc, ac = _read(g), _read(a)
+            mode = MODES.get(gc.get("control", "camera"))
+            size = int(gc.get("latent_size", 16)) * 2 ** (len(ac.get("enc_widths", (32, 64, 128, 256))) - 1)
+        except (OSError, ValueError, TypeError) as e:
+            log.warning("skipping model folder %s: %s", d.name, e)
+            continue
+        if mode is None:
+            log.warning("skipping model folder %s: control %r has no app mode", d.name, gc.get("control"))
+            continue
+        found.append(ModelInfo(d.name, mode, size, d))
+    return sorted(found, key=lambda m: (m.mode, m.resolution, m.name))
+
+
+class ModelStore:
+    """Loads each model once (thread-safe) and hands out fresh engines around the shared weights."""
+
+    def __init__(self, models: list[ModelInfo], dtype: torch.dtype = torch.bfloat16):
+        self.models = {m.label: m for m in models}
+        self.dtype = dtype
+        self._loaded: dict[str, tuple[VideoAutoencoder, VideoDiT]] = {}
+        self._lock = threading.Lock()
+
+    def for_mode(self, mode: str) -> list[ModelInfo]:
+        return [m for m in self.models.values() if m.mode == mode]
+
+    def get(self, label: str | None, mode: str) -> ModelInfo | None:
+        """The model with this label, or the first one of ``mode`` when the label is unknown."""
+        m = self.models.get(label or "")
+        if m is not None and m.mode == mode:
+            return m
+        options = self.for_mode(mode)
+        return options[0] if options else None
+
+    def engine(self, info: ModelInfo) -> StreamingEngine:
+        with self._lock:
+            if info.label not in self._loaded:
+                ae = VideoAutoencoder.from_pretrained(info.path / "autoencoder")
+                dit = VideoDiT.from_pretrained(info.path / "generator")
+                self._loaded[info.label] = (ae, dit)
+            ae, dit = self._loaded[info.label]
+            # StreamingEngine moves/casts the shared modules in place; same device and dtype every time
+            return StreamingEngine(ae, dit, dtype=self.dtype)
