@@ -2,7 +2,8 @@
 
 Runs one stage of the recipe (autoencoder, teacher, adapt, distill, adversarial, long) or
 ``--stage all`` in order, each resuming from its latest checkpoint and starting from the previous
-stage's final model. Works under ``torchrun --nproc_per_node=N`` (DDP).
+stage's final model. Works under ``torchrun --nproc_per_node=N``: DDP by default, FSDP2
+(every transformer block sharded) with ``--set fsdp=true`` for presets too big for one device.
 """
 from __future__ import annotations
 

@@ -3,12 +3,18 @@
 ``<run>/checkpoints/step-NNNNNNN/`` holds one directory per model (``save_pretrained``
 layout) plus ``state.safetensors`` (optimizer moments, EMA, torch RNG) and ``state.json``
 (step, optimizer hyperparameters, numpy RNG, config). The newest complete one is resumed.
+
+Optimizer state is stored as ``Optimizer.state_dict()`` lays it out: parameters numbered in the
+order of the optimizer's parameter groups (``opt.<name>.state.<index>.<key>``). FSDP runs gather
+it by parameter name and renumber it the same way (train/distributed.py), so checkpoints move
+between single-process, DDP and FSDP runs of any size.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    sd = opt.state_dict()
+def _flatten_optimizer(prefix: str, sd: dict) -> tuple[dict, dict]:
     tensors, scalars = {}, {}
     for idx, st in sd["state"].items():
         for k, v in st.items():
@@ -29,7 +34,7 @@ def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, d
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _unflatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+def _unflatten_optimizer(prefix: str, tensors: dict, meta: dict) -> dict:
     state: dict[int, dict] = {}
     for key, v in tensors.items():
         if key.startswith(prefix + ".state."):
@@ -38,11 +43,13 @@ def _unflatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict,
     for key, v in meta["scalars"].items():
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(run_dir: Path, step: int, models: dict[str, Any], optimizers: dict[str, torch.optim.Optimizer],
+def save_checkpoint(run_dir: Path, step: int, models: dict[str, Any],
+                    optimizers: dict[str, torch.optim.Optimizer | dict],
                     extra_tensors: dict[str, torch.Tensor], extra: dict, keep: int = 2) -> Path:
+    """Write ``step-NNNNNNN``; ``optimizers`` maps names to optimizers or to their (gathered) state dicts."""
     root = Path(run_dir) / "checkpoints"
     final = root / f"step-{step:07d}"
     tmp = root / f".tmp-step-{step:07d}"
@@ -54,7 +61,7 @@ def save_checkpoint(run_dir: Path, step: int, models: dict[str, Any], optimizers
     tensors["rng.torch"] = torch.get_rng_state()
     opt_meta = {}
     for name, opt in optimizers.items():
-        t, m = _flatten_optimizer(f"opt.{name}", opt)
+        t, m = _flatten_optimizer(f"opt.{name}", opt.state_dict() if isinstance(opt, torch.optim.Optimizer) else opt)
         tensors.update(t)
         opt_meta[name] = m
     save_file(tensors, str(tmp / "state.safetensors"))
@@ -81,15 +88,32 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def load_checkpoint(path: Path, models: dict[str, Any], optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict, dict]:
-    """Load weights and optimizer state in place; returns (state.json dict, extra tensors)."""
-    for name, m in models.items():
-        src = type(m).from_pretrained(path / name)
-        m.load_state_dict(src.state_dict())
+@dataclass
+class Checkpoint:
+    """A checkpoint read back: full weights and optimizer state dicts by name, state.json, tensors."""
+    models: dict[str, dict[str, torch.Tensor]]
+    optimizers: dict[str, dict]
+    meta: dict
+    extra: dict[str, torch.Tensor]
+    rng: torch.Tensor
+
+
+def read_checkpoint(path: Path, classes: dict[str, type]) -> Checkpoint:
+    """Read ``path``; ``classes`` names each model's class (its ``from_pretrained`` checks the files)."""
+    models = {name: cls.from_pretrained(path / name).state_dict() for name, cls in classes.items()}
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "state.json").read_text())
-    for name, opt in optimizers.items():
-        _unflatten_optimizer(f"opt.{name}", opt, tensors, meta["optimizers"][name])
-    torch.set_rng_state(tensors["rng.torch"])
+    optimizers = {name: _unflatten_optimizer(f"opt.{name}", tensors, m) for name, m in meta["optimizers"].items()}
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
-    return meta, extra
+    return Checkpoint(models, optimizers, meta, extra, tensors["rng.torch"])
+
+
+def load_checkpoint(path: Path, models: dict[str, Any], optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict, dict]:
+    """Load weights and optimizer state in place; returns (state.json dict, extra tensors)."""
+    ckpt = read_checkpoint(path, {name: type(m) for name, m in models.items()})
+    for name, m in models.items():
+        m.load_state_dict(ckpt.models[name])
+    for name, opt in optimizers.items():
+        opt.load_state_dict(ckpt.optimizers[name])
+    torch.set_rng_state(ckpt.rng)
+    return ckpt.meta, ckpt.extra

@@ -37,6 +37,7 @@ class TrainConfig:
     precision: str = "bf16"             # bf16 autocast (CPU and CUDA) | fp32
     grad_checkpointing: bool = False
     compile: bool = False
+    fsdp: bool = False                  # under torchrun: shard the models with FSDP2 instead of DDP (large presets)
     threads: int = 0                    # torch threads, 0 = all cores
     seed: int = 0
     # bookkeeping

@@ -1,8 +1,8 @@
 """The one training loop: every stage is a config plus a ``Stage`` object that computes losses.
 
 The loop owns what all stages share: seeding, precision, optimisers, the lr schedule,
-gradient clipping, EMA, DDP, CSV logs, loss curves, checkpoints with automatic resume,
-periodic evaluation and the export of the final models.
+gradient clipping, EMA, DDP or FSDP2 (train/distributed.py), CSV logs, loss curves, checkpoints
+with automatic resume, periodic evaluation and the export of the final models.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import os
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from model.config import to_dict
 from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from train.config import TrainConfig
+from train.distributed import ShardedModels, full_tensor
 
 
 def _rank() -> int:
@@ -96,7 +98,8 @@ class Stage:
 def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
     """Run (or resume) ``cfg.stage``; returns the directory of the exported final models.
 
-    ``on_end(models)``, if given, sees this rank's trained models before the function returns.
+    ``on_end(models)``, if given, sees this rank's trained models (sharded under FSDP) before the
+    function returns.
     """
     from train.stages import build_stage
 
@@ -115,9 +118,12 @@ def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
         return run_dir
 
     # DDP: one wrapper around all of the stage's models; its forward is the stage's loss, so the
-    # gradients of whichever models a phase trains are averaged across ranks during backward
-    ddp = None
-    if dist.is_initialized():
+    # gradients of whichever models a phase trains are averaged across ranks during backward.
+    # FSDP: each model sharded on its own; the gradients are averaged as they are reduce-scattered.
+    ddp, sharded = None, None
+    if dist.is_initialized() and cfg.fsdp:
+        sharded = ShardedModels(stage)
+    elif dist.is_initialized():
         ddp = torch.nn.parallel.DistributedDataParallel(_StageModule(stage), find_unused_parameters=True)
     # phases may share an optimiser (the long stage alternates D and G once per segment)
     opt_of = {ph: stage.phase_optimizer.get(ph, ph) for ph in stage.phases}
@@ -133,10 +139,13 @@ def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
     start = 0
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None:
-        meta, extra = load_checkpoint(ckpt, stage.models, optimizers)
-        start = meta["step"]
-        if ema is not None:
-            ema = {k: extra[f"ema.{k}"].float() for k in ema}
+        if sharded:
+            start = sharded.load_checkpoint(ckpt, optimizers, ema)["step"]
+        else:
+            meta, extra = load_checkpoint(ckpt, stage.models, optimizers)
+            start = meta["step"]
+            if ema is not None:
+                ema = {k: extra[f"ema.{k}"].float() for k in ema}
         if rank0:
             print(f"resumed {cfg.stage} from {ckpt} at step {start}")
 
@@ -160,6 +169,7 @@ def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(stage.phase_params[phase], cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            gnorm = full_tensor(gnorm)  # FSDP: the norm over all shards, the same on every rank
             metrics[f"{opt_of[phase]}_gnorm"] = float(gnorm)
             if torch.isfinite(gnorm):
                 opt.step()
@@ -194,13 +204,21 @@ def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
                 csv.DictWriter(f, fieldnames=fields).writerow(row)
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "time", "lr")}, refresh=False)
             log_rows.append(row)
-        if rank0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            extra = {f"ema.{k}": v for k, v in (ema or {}).items()}
-            save_checkpoint(run_dir, done, stage.models, optimizers, extra, {"config": to_dict(cfg)},
-                            keep=cfg.keep_checkpoints)
-        if rank0 and (done % cfg.eval_every == 0 or done == cfg.steps):
-            with _ema_swapped(stage, ema):
-                metrics = stage.evaluate(done, run_dir / "samples")
+        checkpointing = done % cfg.ckpt_every == 0 or done == cfg.steps
+        if checkpointing and (rank0 or sharded):
+            models, opts, ema_ = stage.models, optimizers, ema or {}
+            if sharded:  # every rank takes part in gathering the full state; rank 0 writes it
+                models, ema_ = sharded.full_models(), sharded.full_ema(ema_)
+                opts = {k: sharded.optimizer_state(o) for k, o in optimizers.items()}
+            if rank0:
+                save_checkpoint(run_dir, done, models, opts, {f"ema.{k}": v for k, v in ema_.items()},
+                                {"config": to_dict(cfg)}, keep=cfg.keep_checkpoints)
+        evaluating = done % cfg.eval_every == 0 or done == cfg.steps
+        if evaluating and (rank0 or sharded):
+            # sharded models run their forwards on every rank together; only rank 0 keeps the files
+            with _ema_swapped(stage, ema), tempfile.TemporaryDirectory() as scratch:
+                metrics = stage.evaluate(done, run_dir / "samples" if rank0 else Path(scratch))
+        if evaluating and rank0:
             if metrics:
                 with open(run_dir / "eval.jsonl", "a") as f:
                     f.write(json.dumps({"step": done, **metrics}) + "\n")
@@ -211,9 +229,11 @@ def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
             dist.barrier()
     bar.close()
     final = run_dir / "final"
-    if rank0:
+    if rank0 or sharded:
         with _ema_swapped(stage, ema):
-            stage.export(final, stage.models)
+            models = sharded.full_models(stage.device) if sharded else stage.models
+            if rank0:
+                stage.export(final, models)
     if dist.is_initialized():
         dist.barrier()
     if on_end is not None:

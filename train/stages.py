@@ -81,10 +81,11 @@ class AutoencoderStage(Stage):
 
     def export(self, out_dir, models):
         """Save with per-channel latent statistics measured on training clips (DiT normalisation)."""
-        stats = latent_statistics(self.ae, self.train, clips=32)
-        self.ae.config.latent_mean = tuple(stats[0])
-        self.ae.config.latent_std = tuple(stats[1])
-        self.ae.save_pretrained(out_dir / "model")
+        ae = models["model"]
+        stats = latent_statistics(ae, self.train, clips=32)
+        ae.config.latent_mean = tuple(stats[0])
+        ae.config.latent_std = tuple(stats[1])
+        ae.save_pretrained(out_dir / "model")
 
 
 @torch.no_grad()
@@ -283,7 +284,7 @@ class DiffusionStage(Stage):
         return metrics
 
     def export(self, out_dir, models):
-        self.dit.save_pretrained(out_dir / "model")
+        models["model"].save_pretrained(out_dir / "model")
 
 
 STAGE_CLASSES.update(teacher=DiffusionStage, adapt=DiffusionStage)
@@ -522,8 +523,8 @@ class AdversarialStage(DiffusionStage):
         return loss, {"g_loss": loss.item()}
 
     def export(self, out_dir, models):
-        self.dit.save_pretrained(out_dir / "generator")
-        self.disc.save_pretrained(out_dir / "discriminator")
+        models["generator"].save_pretrained(out_dir / "generator")
+        models["discriminator"].save_pretrained(out_dir / "discriminator")
 
 
 from model.discriminator import Discriminator  # noqa: E402
