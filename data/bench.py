@@ -1,11 +1,14 @@
 """Single-core rendering speed of every clip source, as frames per second.
 
     python -m data.bench --json
-prints one JSON object with ``<source>_<size>_fps`` for the world, avatar and photo sources at
-128 and 256 px: the median over ``--repeats`` clips (different seeds) of ``--frames`` frames
-each, timed end to end through ``make_clip`` (scene set-up included, as in ``data.build``),
-after a short warm-up clip of each seed that absorbs numba compilation and once-per-process
-loading (a photo is read from disk once per worker). A source that is not registered in
+prints one JSON object with, for the world, avatar and photo sources at 128 and 256 px:
+- ``<source>_<size>_fps``: frames rendered per second once a scene is set up, the median over
+  ``--repeats`` seeds of (frames - 1) / (time of a ``--frames`` clip - time of a 1-frame clip);
+- ``<source>_<size>_clip_fps``: end to end through ``make_clip``, scene set-up included, for
+  clips of ``--frames`` frames (what ``data.build`` sees, amortised over 97-frame clips there);
+- ``<source>_setup_ms``: the median time of a 1-frame clip at 128 px (world generation, photo
+  loading, a first frame).
+A warm-up clip of each seed first absorbs numba compilation and once-per-process loading. A source that is not registered in
 ``data.sources.SOURCES`` (or fails) gets nulls and a ``<source>_reason``.
 """
 from __future__ import annotations
@@ -34,16 +37,21 @@ def pin_to_one_core() -> None:
     cv2.setNumThreads(1)
 
 
-def source_fps(source: str, size: int, frames: int = 48, repeats: int = 5) -> float:
-    """Median frames per second of ``repeats`` clips of ``source`` (seeds 1..repeats)."""
+def source_fps(source: str, size: int, frames: int = 48, repeats: int = 5) -> tuple[float, float, float]:
+    """(render fps, end-to-end clip fps, set-up ms): medians over ``repeats`` seeds (1..repeats)."""
     for seed in range(1, repeats + 1):  # warm-up, not timed: numba compilation, photos loaded once
         make_clip(source, seed, 2, size)
-    fps = []
+    render, clip, setup = [], [], []
     for seed in range(1, repeats + 1):
-        t = time.perf_counter()
-        clip = make_clip(source, seed, frames, size)
-        fps.append(clip.num_frames / (time.perf_counter() - t))
-    return statistics.median(fps)
+        t0 = time.perf_counter()
+        make_clip(source, seed, 1, size)
+        t1 = time.perf_counter()
+        c = make_clip(source, seed, frames, size)
+        t2 = time.perf_counter()
+        setup.append(t1 - t0)
+        clip.append(c.num_frames / (t2 - t1))
+        render.append((c.num_frames - 1) / max(t2 - t1 - (t1 - t0), 1e-9))
+    return statistics.median(render), statistics.median(clip), statistics.median(setup) * 1e3
 
 
 def run(sources: tuple[str, ...] = BENCH_SOURCES, sizes: tuple[int, ...] = BENCH_SIZES, frames: int = 48,
@@ -54,10 +62,13 @@ def run(sources: tuple[str, ...] = BENCH_SOURCES, sizes: tuple[int, ...] = BENCH
         reason = None if source in SOURCES else f"source {source!r} is not registered in data.sources.SOURCES"
         for size in sizes:
             key = f"{source}_{size}_fps"
-            result[key] = None
+            result[key] = result[f"{source}_{size}_clip_fps"] = None
             if reason is None:
                 try:
-                    result[key] = round(source_fps(source, size, frames, repeats), 1)
+                    fps, clip_fps, setup_ms = source_fps(source, size, frames, repeats)
+                    result[key], result[f"{source}_{size}_clip_fps"] = round(fps, 1), round(clip_fps, 1)
+                    if size == min(sizes):
+                        result[f"{source}_setup_ms"] = round(setup_ms, 1)
                 except Exception as e:  # report the others even if one source is broken
                     reason = f"{type(e).__name__}: {e}"
         if reason is not None:
