@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -29,11 +30,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-streams", type=int, default=2, help="streams generating at once; more tabs wait in line")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds without input before a stream stops")
     p.add_argument("--fps", type=float, default=24.0, help="playback frame rate (the models' training rate)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0)
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="larger uploads are refused")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0: all cores but one, at least 1: the rest serves pose detection and the page)")
     p.add_argument("--quiet", action="store_true")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    for flag, v in (("--max-streams", a.max_streams), ("--idle-timeout", a.idle_timeout), ("--fps", a.fps),
+                    ("--max-upload-mb", a.max_upload_mb)):
+        if not (math.isfinite(v) and v > 0):
+            p.error(f"{flag} must be a positive number, got {v}")
+    return a
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def exposure_warning(host: str, share: bool) -> str | None:
+    """A line for the console when the app is reachable from beyond this machine (None when it is not)."""
+    where = []
+    if host not in LOOPBACK:
+        where.append(f"every machine that can reach this one on {host}")
+    if share:
+        where.append("anyone with the public gradio.live link")
+    if not where:
+        return None
+    return ("WARNING: AAPT Live is open to " + " and ".join(where) + ": there is no login, and each visitor "
+            "can use a stream slot, the CPU and uploads (see README, Security).")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     demo, manager, kw = build(cfg)
     found = ", ".join(f"{m.label} ({m.mode})" for m in manager.store.models.values()) or "none"
     print(f"AAPT Live: models: {found}", flush=True)
+    warning = exposure_warning(a.host, a.share)
+    if warning:
+        print(warning, flush=True)
     demo.queue(default_concurrency_limit=4)
     try:
         # show_error=False: raw exceptions never reach the page (handlers raise readable gr.Error);

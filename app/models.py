@@ -19,11 +19,16 @@ import torch
 from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT
 from model.engine import StreamingEngine
+from model.io import ModelFileError
 
 log = logging.getLogger(__name__)
 
 MODES = {"camera": "world", "pose": "avatar"}      # generator control -> app mode
 DEFAULT_ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+class ModelLoadError(ModelFileError):
+    """An installed model whose files cannot be loaded; the message names it (never its path)."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,15 @@ class ModelStore:
     def engine(self, info: ModelInfo) -> StreamingEngine:
         with self._lock:
             if info.label not in self._loaded:
-                ae = VideoAutoencoder.from_pretrained(info.path / "autoencoder")
-                dit = VideoDiT.from_pretrained(info.path / "generator")
+                try:
+                    ae = VideoAutoencoder.from_pretrained(info.path / "autoencoder")
+                    dit = VideoDiT.from_pretrained(info.path / "generator")
+                except ModelFileError as e:
+                    raise ModelLoadError(f"The model '{info.name}' could not be loaded: {e}.") from None
+                if ae.config.latent_channels != dit.config.latent_channels:
+                    raise ModelLoadError(f"The model '{info.name}' could not be loaded: its autoencoder makes "
+                                         f"{ae.config.latent_channels}-channel latents, its generator expects "
+                                         f"{dit.config.latent_channels}.")
                 self._loaded[info.label] = (ae, dit)
             ae, dit = self._loaded[info.label]
             # StreamingEngine moves/casts the shared modules in place; same device and dtype every time

@@ -27,11 +27,11 @@ import numpy as np
 from app.models import ModelInfo, ModelStore
 from app.recorder import Recorder
 from controls.camera_input import CameraInput
-from controls.detector import PoseDetector, as_rgb_frame
+from controls.detector import MIN_SIDE, PoseDetector, as_rgb_frame
 from controls.landmarks import draw_skeleton, to_square
 from controls.motion import RecordedMotion
 from controls.pose_input import PoseInput
-from model.engine import StreamingEngine, prepare_image
+from model.engine import StepTiming, StreamingEngine, prepare_image
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,22 @@ class Timings:
     latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=16))
     shown: collections.deque = field(default_factory=lambda: collections.deque(maxlen=96))
     made: collections.deque = field(default_factory=lambda: collections.deque(maxlen=96))
+    steps: int = 0                   # steps made in this stream (the deques keep only the newest)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_step(self, t: StepTiming, made_at: float, frames: int) -> None:
+        with self._lock:
+            self.step_ms.append(t.total_ms)
+            self.dit_ms.append(t.dit_ms)
+            self.decode_ms.append(t.decode_ms)
+            self.made.extend([made_at] * frames)
+            self.steps += 1
+
+    def steps_since(self, seen: int) -> tuple[int, list[float]]:
+        """(steps made so far, step times in ms of the steps after the first ``seen`` that are still held)."""
+        with self._lock:
+            new = min(self.steps - seen, len(self.step_ms))
+            return self.steps, (list(self.step_ms)[-new:] if new > 0 else [])
 
     @staticmethod
     def med(d: collections.deque) -> float | None:
@@ -231,6 +247,7 @@ class Session:
         self.detector: PoseDetector | None = None
         self.pose_source = "webcam"                   # webcam | motion
         self.webcam_shape: tuple[int, int] | None = None
+        self.webcam_note = ""                          # why the last webcam frame could not be used
         self.player = FramePlayer(manager.fps)
         self.timings = Timings()
         self.recorder: Recorder | None = None
@@ -298,8 +315,10 @@ class Session:
         if self.mode != "avatar" or self.pose_source != "webcam":
             return None if rgb is None else _preview(rgb, None)
         if rgb is None:
+            self.webcam_note = _unusable(frame)
             self.pose.push(None, t)
             return None
+        self.webcam_note = ""
         self.webcam_shape = rgb.shape[:2]
         if self.detector is None:
             self.detector = PoseDetector(model_complexity=1)
@@ -392,16 +411,12 @@ class Session:
         engine = self._ensure_engine()
         seq, at = self.client_seq, self.control_at
         frames = engine.step(self._controls(engine))
-        t = engine.timing
-        self.timings.step_ms.append(t.total_ms)
-        self.timings.dit_ms.append(t.dit_ms)
-        self.timings.decode_ms.append(t.decode_ms)
         now = time.monotonic()
+        self.timings.add_step(engine.timing, now, len(frames))
         out = []
         for f in frames:
             self.frame_index += 1
             out.append(Frame(f, self.frame_index, seq, at, now))
-            self.timings.made.append(now)
         if self.recorder is not None:
             self.recorder.add(frames)
             if self.recorder.full:
@@ -590,6 +605,8 @@ class Session:
             parts.append(f"pose {T.med(T.pose_ms):.0f} ms{size} ({self.pose.status})")
         elif self.mode == "avatar":
             parts.append(self.pose.status)
+        if self.mode == "avatar" and self.pose_source == "webcam" and self.webcam_note:
+            parts.append(f"webcam: {self.webcam_note}")
         if T.latency_ms:
             parts.append(f"input→frame {T.med(T.latency_ms):.0f} ms")
         parts.append(f"dropped {self.player.dropped}")
@@ -612,7 +629,11 @@ class Session:
             self.state = "stopped"
             self.pose.set_motion(None)
             self.pose_source = "api"
-            return self._reset_engine()
+            try:
+                return self._reset_engine()
+            except BaseException:
+                self.manager.slots.release(self.id)       # a model that fails to load must not keep the slot
+                raise
 
     def api_step(self, control: np.ndarray | None, steps: int) -> tuple[np.ndarray, dict]:
         with self._lock:
@@ -633,6 +654,18 @@ class Session:
 
 
 DETECT_WIDTH = 320     # MediaPipe takes 41 ms a 640x480 frame here and 24 ms at 320x240, same landmarks
+
+
+def _unusable(frame: object) -> str:
+    """Why a webcam frame gave no picture (``as_rgb_frame`` returned None), for the readout."""
+    if frame is None:
+        return "no frame arrived (is the camera allowed and free?)"
+    shape = getattr(frame, "shape", None)
+    if not shape:
+        return "the frame was not an image"
+    if len(shape) >= 2 and min(shape[:2]) < MIN_SIDE:
+        return f"the frame ({shape[1]}×{shape[0]}) is too small to find a person in"
+    return f"the frame has an unusable layout {tuple(shape)}"
 
 
 def _shrink(rgb: np.ndarray, width: int) -> np.ndarray:

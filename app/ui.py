@@ -16,7 +16,7 @@ from gradio import component_meta
 from gradio.data_classes import ImageData
 
 from app.adapter import (MAX_UPLOAD_MB, UserError, decode_data_url, describe, encode_png, guard, jpeg_data_url,
-                         load_image, parse_control, parse_keys_message, to_seed)
+                         load_upload, parse_keys_message, step_session, to_seed)
 from app.examples import Examples
 from app.models import ModelStore, discover
 from app.session import SessionError, SessionManager
@@ -354,8 +354,7 @@ def build(cfg: AppConfig) -> tuple[gr.Blocks, SessionManager, dict]:
         @guard
         def on_upload(file, request: gr.Request):
             s = session(request)
-            path = file if isinstance(file, (str, Path)) else getattr(file, "name", None)
-            img = load_image(path, cfg.max_upload_mb)
+            img = load_upload(file, cfg.max_upload_mb)
             h, w = img.shape[:2]
             return s.set_first_frame(s.mode, img), f"First frame: your image ({w}×{h}, centre-cropped)."
 
@@ -399,17 +398,10 @@ def build(cfg: AppConfig) -> tuple[gr.Blocks, SessionManager, dict]:
 
         def api_step(control: str = "", steps: int = 1, request: gr.Request = None) -> dict:
             """Advance this client's stream by `steps` latent frames (4 video frames each) and return the
-            last 4 frames as PNG data URLs. control: JSON, see app/adapter.py parse_control."""
+            last 4 frames as PNG data URLs. control: JSON, see app/adapter.py parse_control; values it had
+            to sanitise (NaN, out of range, unknown fields) are listed in "notes"."""
             try:
-                s = session(request)
-                raw, settings = parse_control(control, s.mode)
-                if "keys" in settings:
-                    s.set_keys(settings["keys"])
-                for axis, v in settings.get("sliders", {}).items():
-                    s.set_slider(axis, v)
-                n = int(np.clip(to_seed(steps), 1, 64))
-                frames, info = s.api_step(raw, n)
-                return {"ok": True, **info, "frames": [encode_png(f) for f in frames]}
+                return step_session(session(request), control, steps)
             except Exception as e:  # noqa: BLE001
                 if not isinstance(e, (UserError, SessionError)):
                     log.exception("api step")

@@ -52,8 +52,9 @@ class PoseInput:
         """One webcam detection at time t (s); returns the smoothed pose now in use."""
         with self._lock:
             self.last_push = t
-            self.detected = landmarks is not None
-            return self.smoother.update(landmarks, t)
+            pose = self.smoother.update(landmarks, t)
+            self.detected = self.smoother.status == "tracking"    # a pose with nothing visible is nobody
+            return pose
 
     @property
     def status(self) -> str:

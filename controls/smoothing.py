@@ -80,10 +80,13 @@ class LandmarkSmoother:
         self.status = "neutral"       # tracking | holding | relaxing | neutral
 
     def update(self, landmarks: np.ndarray | None, t: float) -> np.ndarray:
-        """Feed one detection (None: nobody in view) at time ``t`` (s); returns the (33, 4) pose to use."""
+        """Feed one detection (None, or no landmark visible: nobody in view) at time ``t`` (s); returns
+        the (33, 4) pose to use."""
         cfg = self.config
-        if landmarks is not None:
-            lm = sanitize(landmarks)
+        lm = None if landmarks is None else sanitize(landmarks)
+        if lm is not None and not (lm[:, 3] > 0).any():
+            lm = None                  # nothing visible (or nothing finite): nobody in view, not a pose at 0, 0
+        if lm is not None:
             if self.status != "tracking":
                 # (re)appearing: glide from where the avatar is now instead of jumping
                 self.filter.reset(self.pose[:, :3], self.last_t if self.last_t is not None else t - 1 / 30)

@@ -42,7 +42,8 @@ def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
     H, W = a.shape[:2]
     s = min(H, W)
     a = a[(H - s) // 2:(H - s) // 2 + s, (W - s) // 2:(W - s) // 2 + s]
-    return np.asarray(Image.fromarray(a).resize((size, size), Image.BICUBIC if s < size else Image.LANCZOS))
+    # np.array, not asarray: a PIL image's buffer is read-only, and torch.from_numpy warns on those
+    return np.array(Image.fromarray(a).resize((size, size), Image.BICUBIC if s < size else Image.LANCZOS))
 
 
 @dataclass

@@ -10,6 +10,18 @@ from app.session import SessionManager
 from bench.app import save_random_model
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread, as ``python -m app`` uses on a 2-core machine: tiny models gain nothing from
+    more, and on a busy machine every extra thread's hand-off can stall a step for tens of ms."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_assets(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("assets")

@@ -2,6 +2,7 @@
 import base64
 import io
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.__main__ import parse_args
+from app.__main__ import exposure_warning, parse_args
 from bench.app import app_process, free_port
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -83,14 +84,59 @@ def test_bad_requests_get_messages_and_the_app_keeps_serving(server):
                 json.dumps({"raw": [float("inf")] * 7}).replace("Infinity", "1e999")):
         r = c.predict(control=bad, steps=1, api_name="/step")
         assert r["ok"] or "control" in r["error"]
+    r = c.predict(control=json.dumps({"raw": [1e9, 0, 0, 0, 0, 0, 0]}), steps=1, api_name="/step")
+    assert r["ok"] and "clamped" in r["notes"][0]                  # sanitised values are reported
     assert c.predict(api_name="/models")["models"]
 
 
 def test_cli_defaults_are_safe():
     a = parse_args([])
-    assert a.host == "127.0.0.1" and a.port == 7860 and not a.share
+    assert a.host == "127.0.0.1" and a.port == 7860 and not a.share and a.max_upload_mb == 20
+    assert exposure_warning(a.host, a.share) is None
     a = parse_args(["--port", "9000", "--host", "0.0.0.0", "--share"])
     assert (a.host, a.port, a.share) == ("0.0.0.0", 9000, True)
+    assert "0.0.0.0" in exposure_warning(a.host, False) and "gradio.live" in exposure_warning("127.0.0.1", True)
+    for bad in (["--max-upload-mb", "0"], ["--fps", "nan"], ["--max-streams", "-1"], ["--idle-timeout", "inf"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses of the sockets listening on ``port`` (Linux /proc/net/tcp and tcp6)."""
+    found = set()
+    for name in ("tcp", "tcp6"):
+        p = Path("/proc/net") / name
+        if not p.exists():
+            continue
+        for line in p.read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:            # 0A: LISTEN
+                found.add(addr)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's socket table")
+def test_the_server_listens_on_this_machine_only(server):
+    port = int(server.rsplit(":", 1)[1])
+    # 127.0.0.1 as /proc writes it (little-endian hex); never 0.0.0.0 (00000000) or :: (all zeros)
+    assert _listening(port) == {"0100007F"}
+
+
+def test_uploads_beyond_the_size_limit_are_refused_by_the_server(server):
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode()
+    body = head + b"\0" * 21_000_000 + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(server + "/gradio_api/upload", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=60)
+    assert e.value.code == 413
+    with urllib.request.urlopen(server, timeout=30) as r:            # and the app keeps serving
+        assert r.status == 200
 
 
 def test_building_the_page_writes_nothing_into_the_source_tree(tiny_assets):

@@ -96,3 +96,21 @@ def test_smoother_output_is_always_finite(values):
         out = s.update(lm, i * DT)
         assert out.shape == (33, 4) and np.isfinite(out).all()
         assert (out[:, 3] >= 0).all() and (out[:, 3] <= 1).all()
+
+
+def test_a_pose_with_nothing_visible_counts_as_nobody():
+    """A detection whose landmarks are all invisible (or all NaN) is nobody in view: hold, then relax,
+    never a pose collapsed to the image corner."""
+    s = LandmarkSmoother(SmootherConfig(hold_s=0.1, relax_s=0.1))
+    t = 0.0
+    for _ in range(10):
+        s.update(_pose(0.2), t)
+        t += DT
+    invisible = _pose(-0.3)
+    invisible[:, 3] = 0.0
+    out = s.update(invisible, t)
+    assert s.status == "holding" and np.allclose(out[:, 0], _pose(0.2)[:, 0], atol=0.02)
+    for bad in [invisible] * 30 + [np.full((33, 4), np.nan, np.float32)] * 30:
+        t += DT
+        out = s.update(bad, t)
+    assert s.status == "neutral" and np.allclose(out, neutral_pose(), atol=1e-3)

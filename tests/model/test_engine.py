@@ -112,4 +112,5 @@ def test_pose_engine():
 @pytest.mark.parametrize("shape", [(10, 30, 3), (30, 10, 4), (17, 17)])
 def test_prepare_image_any_shape(shape):
     a = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
-    assert prepare_image(a, 32).shape == (32, 32, 3)
+    out = prepare_image(a, 32)
+    assert out.shape == (32, 32, 3) and out.flags.writeable     # torch.from_numpy warns on read-only arrays
