@@ -42,11 +42,15 @@ def write_shard(prefix: str | os.PathLike, clips: list[Clip]) -> None:
 class ShardReader:
     """Random access to every clip under a directory of shards (frames memory-mapped)."""
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        metas = sorted(self.root.glob("*.json"))
+    def __init__(self, root: str | os.PathLike | list):
+        """``root``: a shard directory, several (a list, or one string joined by commas: a mix
+        of sources, read in the order given)."""
+        parts = root.split(",") if isinstance(root, str) else root if isinstance(root, (list, tuple)) else [root]
+        self.roots = [Path(str(r).strip()) for r in parts]
+        self.root = self.roots[0]
+        metas = [m for r in self.roots for m in sorted(r.glob("*.json"))]
         if not metas:
-            raise FileNotFoundError(f"no shards under {self.root}")
+            raise FileNotFoundError(f"no shards under {', '.join(str(r) for r in self.roots)}")
         self._frames, self._truth, self._meta, self._index = [], [], [], []
         for s, mpath in enumerate(metas):
             prefix = str(mpath)[: -len(".json")]

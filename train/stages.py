@@ -16,6 +16,12 @@ from train.data import ChunkSampler, to_pixels, to_uint8
 from train.loop import Stage
 
 
+def split_dir(cfg: TrainConfig, split: str) -> str:
+    """The shard directories of a split: ``cfg.data`` may join several datasets with commas
+    (a mix, e.g. world clips and photo pans), each with train/, val/ and test/."""
+    return ",".join(str(Path(d.strip()) / split) for d in cfg.data.split(","))
+
+
 def default_device() -> torch.device:
     """This rank's GPU under torchrun (or the only GPU), else the CPU."""
     if torch.cuda.is_available():
@@ -45,8 +51,8 @@ class AutoencoderStage(Stage):
         self.models = {"model": self.ae}
         self.phase_params = {"main": list(self.ae.parameters())}
         self.phase_lr = {"main": cfg.lr}
-        self.train = ShardReader(Path(cfg.data) / "train")
-        self.val = ShardReader(Path(cfg.data) / "val")
+        self.train = ShardReader(split_dir(cfg, "train"))
+        self.val = ShardReader(split_dir(cfg, "val"))
         self.sampler = ChunkSampler(self.train, self.ae.config.frames_per_latent, cfg.crop, cfg.still_fraction)
 
     def loss(self, phase, step, rng, gen):
@@ -140,12 +146,19 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 def latent_cache(cfg: TrainConfig, ae: VideoAutoencoder, split: str, grid: int, limit: int | None = None) -> LatentWindows:
-    """The latent cache of a split, encoded on first use; named by the autoencoder's fingerprint
-    and the clip limit, so a retrained autoencoder never reads latents of another."""
-    tag = f"{split}-{cfg.control}-{model_fingerprint(ae)}-{limit or 'all'}"
+    """The latent cache of a split, encoded on first use; named by the autoencoder's fingerprint,
+    the data directories and the number of clips, so a retrained autoencoder or a grown or mixed
+    dataset never reads latents made for another."""
+    import hashlib
+
+    shards = split_dir(cfg, split)
+    n = len(ShardReader(shards))
+    n = min(n, limit) if limit else n
+    data = hashlib.sha256(shards.encode()).hexdigest()[:6]
+    tag = f"{split}-{cfg.control}-{model_fingerprint(ae)}-{data}-{n}"
     path = Path(cfg.run_dir) / "latents" / f"{tag}.npz"
     if not path.exists():
-        encode_shards(ae, Path(cfg.data) / split, path, cfg.control, grid, tuple(range(0, 17, 2)), limit)
+        encode_shards(ae, shards, path, cfg.control, grid, tuple(range(0, 17, 2)), limit)
     return LatentWindows.load(path)
 
 
@@ -163,14 +176,14 @@ class DiffusionStage(Stage):
         self.ae = load_autoencoder(cfg).to(self.device)
         for p_ in self.ae.parameters():
             p_.requires_grad_(False)
-        H = ShardReader(Path(cfg.data) / "val").frame_shape[1]
+        H = ShardReader(split_dir(cfg, "val")).frame_shape[1]
         self.latent_size = H // self.ae.config.spatial_factor
         self.dit = self.build_model().to(self.device)
         self.dit.gradient_checkpointing = cfg.grad_checkpointing
         grid = self.latent_size // self.dit.config.patch
         self.train = latent_cache(cfg, self.ae, "train", grid, limit=cfg.latent_clips or None)
         self.val = latent_cache(cfg, self.ae, "val", grid, limit=16)
-        self.val_pixels = ShardReader(Path(cfg.data) / "val")
+        self.val_pixels = ShardReader(split_dir(cfg, "val"))
         self.models = {"model": self.dit}
         self.ema_model = "model"
         self.phase_params = {"main": [p_ for p_ in self.dit.parameters() if p_.requires_grad]}

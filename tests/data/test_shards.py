@@ -59,3 +59,14 @@ def test_interrupted_build_resumes(tmp_path, monkeypatch):
     reader = ShardReader(root)
     assert [reader.meta(i)["seed"] for i in range(len(reader))] == [1_000_000 + i for i in range(6)]
     assert json.loads((root / "fake-00000.json").read_text())[0]["seed"] == 1_000_000
+
+
+def test_several_roots_read_as_one_mix_in_order(tmp_path):
+    a, b = tmp_path / "world", tmp_path / "photo"
+    write_shard(a / "w-00000", [_clip(0), _clip(1)])
+    write_shard(b / "p-00000", [_clip(2)])
+    for reader in (ShardReader(f"{a},{b}"), ShardReader([a, b])):
+        assert len(reader) == 3
+        assert [reader.meta(i)["seed"] for i in range(3)] == [0, 1, 2]
+    with pytest.raises(FileNotFoundError, match="no shards"):
+        ShardReader(f"{tmp_path / 'none'},{tmp_path / 'nothing'}")
