@@ -98,6 +98,16 @@ class LatentWindows:
         z = np.load(path)
         return cls(z["chunks"], z["stills"], z["control"], z["starts"], z["warp"])
 
+    @classmethod
+    def concat(cls, parts: list["LatentWindows"]) -> "LatentWindows":
+        """One set of windows from several caches of the same latent layout (a mix of sources)."""
+        if len(parts) == 1:
+            return parts[0]
+        if any(not np.array_equal(p.starts, parts[0].starts) for p in parts):
+            raise ValueError("latent caches to mix must share their window starts")
+        return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("chunks", "stills", "control")),
+                   parts[0].starts, np.concatenate([p.warp for p in parts]))
+
     def __len__(self) -> int:
         return self.chunks.shape[0]
 

@@ -146,20 +146,22 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 def latent_cache(cfg: TrainConfig, ae: VideoAutoencoder, split: str, grid: int, limit: int | None = None) -> LatentWindows:
-    """The latent cache of a split, encoded on first use; named by the autoencoder's fingerprint,
-    the data directories and the number of clips, so a retrained autoencoder or a grown or mixed
-    dataset never reads latents made for another."""
+    """The latent cache of a split, encoded on first use, one file per data directory (adding
+    a source to a mix encodes only the new one); each is named by the autoencoder's fingerprint,
+    its directory and its number of clips, so a retrained autoencoder or a grown dataset never
+    reads latents made for another. ``limit`` caps the clips taken from each directory."""
     import hashlib
 
-    shards = split_dir(cfg, split)
-    n = len(ShardReader(shards))
-    n = min(n, limit) if limit else n
-    data = hashlib.sha256(shards.encode()).hexdigest()[:6]
-    tag = f"{split}-{cfg.control}-{model_fingerprint(ae)}-{data}-{n}"
-    path = Path(cfg.run_dir) / "latents" / f"{tag}.npz"
-    if not path.exists():
-        encode_shards(ae, shards, path, cfg.control, grid, tuple(range(0, 17, 2)), limit)
-    return LatentWindows.load(path)
+    parts = []
+    for shards in split_dir(cfg, split).split(","):
+        n = len(ShardReader(shards))
+        n = min(n, limit) if limit else n
+        data = hashlib.sha256(shards.encode()).hexdigest()[:6]
+        path = Path(cfg.run_dir) / "latents" / f"{split}-{cfg.control}-{model_fingerprint(ae)}-{data}-{n}.npz"
+        if not path.exists():
+            encode_shards(ae, shards, path, cfg.control, grid, tuple(range(0, 17, 2)), limit)
+        parts.append(LatentWindows.load(path))
+    return LatentWindows.concat(parts)
 
 
 class DiffusionStage(Stage):

@@ -54,3 +54,16 @@ def test_dry_run_builds_but_trains_nothing(tiny_data, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["parameters"]["model"] > 0
     assert not (tmp_path / "autoencoder" / "checkpoints").exists()
+
+
+def test_a_mix_of_sources_trains_with_one_cache_per_source(tiny_data, tmp_path):
+    from data.build import build
+
+    photo = tmp_path / "photo"
+    build("photo", "train", clips=3, n_frames=21, size=32, out=str(photo), per_shard=3, workers=1)
+    build("photo", "val", clips=1, n_frames=21, size=32, out=str(photo), per_shard=1, workers=1)
+    run = tmp_path / "run"
+    train(_cfg("autoencoder", tiny_data, run))
+    train(_cfg("teacher", f"{tiny_data},{photo}", run, latent_clips=0))
+    caches = sorted(p.name for p in (run / "latents").glob("train-*.npz"))
+    assert len(caches) == 2 and caches[0].endswith("-6.npz") != caches[1].endswith("-6.npz")   # 6 world, 3 photo
