@@ -37,7 +37,7 @@ def assets(root: Path) -> Path:
     avatar.mkdir()
     (avatar / "autoencoder").symlink_to(world / "autoencoder", target_is_directory=True)
     src = VideoDiT.from_pretrained(gen)
-    dst = VideoDiT(replace(src.config, control="pose"))
+    dst = VideoDiT(replace(src.config, control="pose", reproject=False))
     state = src.state_dict()
     w = dst.x_in.weight.detach().clone()
     w.zero_()
