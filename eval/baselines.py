@@ -7,7 +7,9 @@ From each test clip's true first frame, with its true camera controls, the model
 frames; PSNR against the ground-truth render over frames 1-24 (the first second) and 25-96, for:
 the model, "repeat the first frame", and "warp": the first frame warped by the commanded camera
 rotation (the homography of the known rotation; translation has no honest homography, so it is
-ignored, as the dumb baseline would).
+ignored, as the dumb baseline would). Also "latent_warp": the first frame's latent warped by the
+same rotations in latent space and decoded (what a reprojecting model starts from, with no model),
+which bounds how much a latent-space warp can give.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from data.shards import ShardReader
 from data.video import contact_sheet
 from eval.metrics import psnr_per_frame, rotation_homography, warp_frame
 from model.autoencoder import VideoAutoencoder
-from model.dit import VideoDiT
+from model.dit import VideoDiT, maps_from_first, reproject_latents
 from model.sampling import rollout_one_step, sample_causal
 from train.data import to_pixels, to_uint8
 
@@ -33,6 +35,23 @@ def warp_baseline(frames: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndar
     """Each frame = the first frame warped by the rotation from camera 0 to camera f."""
     return np.stack([frames[0]] + [warp_frame(frames[0], rotation_homography(K[0], w2c[0], K[f], w2c[f]))
                                    for f in range(1, len(frames))])
+
+
+@torch.no_grad()
+def latent_warp_baseline(ae: VideoAutoencoder, frames: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
+    """(F, H, W, 3) uint8: the first frame's latent warped to every latent frame by the commanded
+    camera (homographies from the first camera, as the model's reprojection does) and decoded."""
+    fpl = ae.config.frames_per_latent
+    k = (frames.shape[0] - 1) // fpl
+    H, W = frames.shape[1:3]
+    maps = maps_from_first(torch.from_numpy(clip_reprojection_maps(K[:1 + fpl * k], w2c[:1 + fpl * k], W, H, fpl))[None])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z0 = ae.encode_image(to_pixels(frames[:1])).float()                  # (1, C, h, w)
+        z = reproject_latents(z0[:, None].expand(-1, 1 + k, -1, -1, -1).contiguous(), maps)
+        x = ae.decode(z).float()[0]
+    out = to_uint8(x)
+    out[0] = frames[0]
+    return out
 
 
 @torch.no_grad()
@@ -68,14 +87,15 @@ def evaluate(model: str, ae_dir: str, data: str, clips: int, sampler: str, steps
     dit = VideoDiT.from_pretrained(model).eval()
     reader = ShardReader(data)
     n = min(clips, len(reader))
-    res = {k: [] for k in ("model", "repeat", "warp")}
+    res = {k: [] for k in ("model", "repeat", "warp", "latent_warp")}
     rows = []
     t0 = time.time()
     for i in range(n):
         gt = np.asarray(reader.frames(i)[:frames])
         K, w2c = reader.truth(i, "K")[:frames], reader.truth(i, "w2c")[:frames]
         gen = model_rollout(ae, dit, gt, K, w2c, sampler, steps, shift, seed=i)
-        outs = {"model": gen, "repeat": np.repeat(gt[:1], len(gt), 0), "warp": warp_baseline(gt, K, w2c)}
+        outs = {"model": gen, "repeat": np.repeat(gt[:1], len(gt), 0), "warp": warp_baseline(gt, K, w2c),
+                "latent_warp": latent_warp_baseline(ae, gt, K, w2c)}
         for k_, v in outs.items():
             res[k_].append(psnr_per_frame(v, gt))
         if strip and i < 6:
