@@ -465,19 +465,34 @@ class AdversarialStage(DiffusionStage):
         """Frames from before segment ``seg`` in its discriminator window (none before the first)."""
         return min(self.overlap, seg * self.S)
 
-    def _window(self, seg: int, fake_seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The discriminator's view of segment ``seg``: the first frame, the overlap from before
-        and the segment, with their controls and warp maps (the first overlap frame's recycled
-        slot holds the first frame, so its map goes to the first frame's camera)."""
+    def _window_conditions(self, seg: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Controls and warp maps of the discriminator's window of segment ``seg`` (the first
+        overlap frame's recycled slot holds the first frame, so its map goes to the first
+        frame's camera)."""
         a, o = 1 + seg * self.S, self._overlap(seg)
-        z = [self.video[0][:, None]]
         w = [self.warp[:, :1]]
         if o:
-            z.append(torch.stack(self.video[-o:], 1))
             w += [self.warp_first[:, a - o:a - o + 1], self.warp[:, a - o + 1:a]]
-        z = torch.cat(z + [fake_seg], 1)
         ctrl = torch.cat([self.ctrl[:, :1], self.ctrl[:, a - o:a + self.S]], 1)
-        return z, ctrl, torch.cat(w + [self.warp[:, a:a + self.S]], 1)
+        return ctrl, torch.cat(w + [self.warp[:, a:a + self.S]], 1)
+
+    def _window(self, seg: int, fake_seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The discriminator's view of segment ``seg``: the first frame, the overlap from before
+        and the segment, with their controls and warp maps."""
+        o = self._overlap(seg)
+        z = [self.video[0][:, None]] + ([torch.stack(self.video[-o:], 1)] if o else [])
+        return (torch.cat(z + [fake_seg], 1), *self._window_conditions(seg))
+
+    def _real(self, seg: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The real side of the relativistic pair. While the window lies inside the clip the
+        video started from, it is that clip's ground truth: the same first frame and the same
+        controls as the fake, so D(fake) - D(real) compares realism, not content (the paper's
+        D(G(eps, c)) - D(x0, c)); paired with unrelated clips a small discriminator stayed at
+        chance for 300 steps. Past the clip (long videos), real windows of other clips."""
+        a, o = 1 + seg * self.S, self._overlap(seg)
+        if a + self.S <= self.gt.shape[1]:
+            return (torch.cat([self.gt[:, :1], self.gt[:, a - o:a + self.S]], 1), *self._window_conditions(seg))
+        return self.to_device(*self.train.sample(self.cfg.batch_size, o + self.S, rng))
 
     def _d(self, z, ctrl, t, eps, warp):
         return self.disc(z, self._ctrl(ctrl), t, eps, warp=warp)
@@ -490,7 +505,7 @@ class AdversarialStage(DiffusionStage):
                 self._new_video(rng, gen)
             self.seg_inputs = self._segment_inputs(seg, gen)
         pos, eps, ctrl, warp, rolled = self.seg_inputs
-        real, real_ctrl, real_warp = self.to_device(*self.train.sample(B, self._overlap(seg) + self.S, rng))
+        real, real_ctrl, real_warp = self._real(seg, rng)
         t = torch.rand(B, generator=gen).to(self.device)        # no shift for the discriminator
         d_eps = self.randn(real.shape, gen)
         for p_ in self.disc.parameters():
