@@ -25,7 +25,7 @@ from app.models import ModelLoadError
 from app.session import Session, SessionError
 from controls.camera import CONTROL_DIM
 from controls.camera_input import AXES, LIMITS
-from controls.landmarks import neutral_pose, sanitize
+from controls.landmarks import anyone_visible, neutral_pose, sanitize
 from controls.pose import NUM_LANDMARKS
 from model.engine import ControlError
 from model.io import ModelFileError
@@ -255,7 +255,7 @@ def _pose(a: np.ndarray, what: str, notes: list[str]) -> np.ndarray:
         notes.append(f"{what}: landmarks with NaN or infinite values were treated as invisible")
     with np.errstate(over="ignore"):                  # beyond float32 counts as infinite, hence invisible
         out = sanitize(a)
-    if not (out[:, 3] > 0).any():
+    if not anyone_visible(out):
         notes.append(f"{what}: no landmark is visible, so the neutral pose was used (as for nobody in view)")
         return neutral_pose()
     return out

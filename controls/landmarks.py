@@ -68,6 +68,11 @@ def sanitize(landmarks: np.ndarray) -> np.ndarray:
     return out
 
 
+def anyone_visible(landmarks: np.ndarray) -> bool:
+    """Whether a sanitised (33, 4) pose has a visible landmark; one with none is nobody in view."""
+    return bool((landmarks[:, 3] > 0).any())
+
+
 def to_square(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
     """Landmarks normalised to a (height, width) frame -> normalised to its centre square crop,
     the crop ``model.engine.prepare_image`` takes, so webcam poses land where the model draws."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controls.landmarks import neutral_pose, sanitize
+from controls.landmarks import anyone_visible, neutral_pose, sanitize
 
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
@@ -84,7 +84,7 @@ class LandmarkSmoother:
         the (33, 4) pose to use."""
         cfg = self.config
         lm = None if landmarks is None else sanitize(landmarks)
-        if lm is not None and not (lm[:, 3] > 0).any():
+        if lm is not None and not anyone_visible(lm):
             lm = None                  # nothing visible (or nothing finite): nobody in view, not a pose at 0, 0
         if lm is not None:
             if self.status != "tracking":

@@ -1,6 +1,7 @@
 """The recipe's stages (paper App. B), each a ``Stage`` for the one loop in train/loop.py."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from data.shards import ShardReader
 from data.video import contact_sheet, write_mp4
 from model.autoencoder import PRESETS as AE_PRESETS
+from model.config import replace
 from model.autoencoder import VideoAutoencoder
 from train import losses
 from train.config import TrainConfig
@@ -88,9 +90,9 @@ class AutoencoderStage(Stage):
     def export(self, out_dir, models):
         """Save with per-channel latent statistics measured on training clips (DiT normalisation)."""
         ae = models["model"]
-        stats = latent_statistics(ae, self.train, clips=32)
-        ae.config.latent_mean = tuple(stats[0])
-        ae.config.latent_std = tuple(stats[1])
+        mean, std = latent_statistics(ae, self.train, clips=32)
+        # a new config, not an edit of the one the model was built with (a shared preset object)
+        ae.config = replace(ae.config, latent_mean=tuple(mean), latent_std=tuple(std))
         ae.save_pretrained(out_dir / "model")
 
 
@@ -136,8 +138,6 @@ def load_autoencoder(cfg: TrainConfig) -> VideoAutoencoder:
 
 def model_fingerprint(model: torch.nn.Module) -> str:
     """A short hash of a model's weights and config (names the latent cache it made)."""
-    import hashlib
-
     h = hashlib.sha256(repr(getattr(model, "config", None)).encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
@@ -150,14 +150,13 @@ def latent_cache(cfg: TrainConfig, ae: VideoAutoencoder, split: str, grid: int, 
     a source to a mix encodes only the new one); each is named by the autoencoder's fingerprint,
     its directory and its number of clips, so a retrained autoencoder or a grown dataset never
     reads latents made for another. ``limit`` caps the clips taken from each directory."""
-    import hashlib
-
+    ae_fp = model_fingerprint(ae)
     parts = []
     for shards in split_dir(cfg, split).split(","):
         n = len(ShardReader(shards))
         n = min(n, limit) if limit else n
         data = hashlib.sha256(shards.encode()).hexdigest()[:6]
-        path = Path(cfg.run_dir) / "latents" / f"{split}-{cfg.control}-{model_fingerprint(ae)}-{data}-{n}.npz"
+        path = Path(cfg.run_dir) / "latents" / f"{split}-{cfg.control}-{ae_fp}-{data}-{n}.npz"
         if not path.exists():
             encode_shards(ae, shards, path, cfg.control, grid, tuple(range(0, 17, 2)), limit)
         parts.append(LatentWindows.load(path))
@@ -178,14 +177,14 @@ class DiffusionStage(Stage):
         self.ae = load_autoencoder(cfg).to(self.device)
         for p_ in self.ae.parameters():
             p_.requires_grad_(False)
-        H = ShardReader(split_dir(cfg, "val")).frame_shape[1]
+        self.val_pixels = ShardReader(split_dir(cfg, "val"))
+        H = self.val_pixels.frame_shape[1]
         self.latent_size = H // self.ae.config.spatial_factor
         self.dit = self.build_model().to(self.device)
         self.dit.gradient_checkpointing = cfg.grad_checkpointing
         grid = self.latent_size // self.dit.config.patch
         self.train = latent_cache(cfg, self.ae, "train", grid, limit=cfg.latent_clips or None)
         self.val = latent_cache(cfg, self.ae, "val", grid, limit=16)
-        self.val_pixels = ShardReader(split_dir(cfg, "val"))
         self.models = {"model": self.dit}
         self.ema_model = "model"
         self.phase_params = {"main": [p_ for p_ in self.dit.parameters() if p_.requires_grad]}
@@ -202,11 +201,8 @@ class DiffusionStage(Stage):
         init = self.init_path()
         if init is not None:
             return VideoDiT.from_pretrained(init)
-        dc = DIT_PRESETS[self.cfg.dit_preset]
-        from model.config import replace as cfg_replace
-
-        dc = cfg_replace(dc, latent_channels=self.ae.config.latent_channels, latent_size=self.latent_size,
-                         control=self.cfg.control, reproject=self.cfg.reproject)
+        dc = replace(DIT_PRESETS[self.cfg.dit_preset], latent_channels=self.ae.config.latent_channels,
+                     latent_size=self.latent_size, control=self.cfg.control, reproject=self.cfg.reproject)
         return VideoDiT(dc)
 
     def to_device(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -487,8 +483,7 @@ class AdversarialStage(DiffusionStage):
         """The real side of the relativistic pair. While the window lies inside the clip the
         video started from, it is that clip's ground truth: the same first frame and the same
         controls as the fake, so D(fake) - D(real) compares realism, not content (the paper's
-        D(G(eps, c)) - D(x0, c)); paired with unrelated clips a small discriminator stayed at
-        chance for 300 steps. Past the clip (long videos), real windows of other clips."""
+        D(G(eps, c)) - D(x0, c)). Past the clip (long videos), real windows of other clips."""
         a, o = 1 + seg * self.S, self._overlap(seg)
         if a + self.S <= self.gt.shape[1]:
             return (torch.cat([self.gt[:, :1], self.gt[:, a - o:a + self.S]], 1), *self._window_conditions(seg))
