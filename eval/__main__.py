@@ -7,7 +7,7 @@ For each held-out test seed (never seen in training), the ground-truth clip is r
 its trajectory; every method generates from the true first frame under the true controls. Per
 method: PSNR / SSIM over the first second (frames 1-24), FVD-lite per window of ``--window``
 frames against the ground truth's windows, RotErr / TransErr (camera models) or AKD (pose
-models) per window with the floor of the same estimator on the ground truth, drift (last
+models, eval/pose.py) per window with the floor of the same estimator on the ground truth, drift (last
 window / first window), revisit consistency after a full 360-degree yaw (camera models) and
 the time per latent frame.
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from data.video import write_mp4
 from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, frechet_distance, window_features
 from eval.metrics import psnr_per_frame, ssim_per_frame
+from eval.pose import pose_errors
 from eval.rollout import METHODS, Controls, generate, load_method
 from model.autoencoder import VideoAutoencoder
 
@@ -59,7 +62,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     torch.set_num_threads(torch.get_num_threads())
     model_dir = Path(model_dir)
     ae = VideoAutoencoder.from_pretrained(model_dir / "autoencoder").eval()
-    net = VideoFeatureNet.from_pretrained(features).eval()
+    net = VideoFeatureNet.from_pretrained(features).eval() if features else None   # "" = no FVD-lite
     dits = {m: load_method(model_dir, m) for m in methods}
     control = next(iter(dits.values())).config.control
     size = next(iter(dits.values())).config.latent_size * ae.config.spatial_factor
@@ -67,16 +70,21 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     wins = windows(n_frames, window)
     gt_feats = [[] for _ in wins]
     res = {m: {"psnr_1s": [], "ssim_1s": [], "feats": [[] for _ in wins], "cam": [[] for _ in wins],
-               "ms_per_latent": []} for m in methods}
+               "psnr": [[] for _ in wins],
+               "pose": [[] for _ in wins], "ms_per_latent": []} for m in methods}
     floor_cam = [[] for _ in wins]
+    floor_pose = [[] for _ in wins]
     for i in range(clips):
         clip = ground_truth(source, i, n_frames, size)
         gt = clip.frames
         ctl = Controls(K=clip.K, w2c=clip.w2c, landmarks=clip.landmarks)
         for w, (a, b) in enumerate(wins):
-            gt_feats[w].append(window_features(net, gt[a:b]))
+            if net is not None:
+                gt_feats[w].append(window_features(net, gt[a:b]))
             if control == "camera":
                 floor_cam[w].append(camera_errors(gt[a:b], clip.K[a:b], clip.w2c[a:b]))
+            elif control == "pose":
+                floor_pose[w].append(pose_errors(gt[a:b], clip.landmarks[a:b]))
         if videos and i == 0:
             write_mp4(Path(videos) / "ground_truth.mp4", gt)
         for m in methods:
@@ -88,30 +96,51 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
             res[m]["psnr_1s"].append(float(psnr_per_frame(video[1:25], gt[1:25]).mean()))
             res[m]["ssim_1s"].append(float(ssim_per_frame(video[1:25], gt[1:25]).mean()))
             for w, (a, b) in enumerate(wins):
-                res[m]["feats"][w].append(window_features(net, video[a:b]))
+                res[m]["psnr"][w].append(float(psnr_per_frame(video[max(a, 1):b], gt[max(a, 1):b]).mean()))
+                if net is not None:
+                    res[m]["feats"][w].append(window_features(net, video[a:b]))
                 if control == "camera":
                     res[m]["cam"][w].append(camera_errors(video[a:b], clip.K[a:b], clip.w2c[a:b]))
-    ref = np.concatenate([f for fs in gt_feats for f in fs])          # ground truth of all windows
+                elif control == "pose":
+                    res[m]["pose"][w].append(pose_errors(video[a:b], clip.landmarks[a:b]))
+    ref = np.concatenate([f for fs in gt_feats for f in fs]) if net is not None else None  # all GT windows
     out = {"model": str(model_dir.name), "source": source, "control": control, "clips": clips,
            "frames": n_frames, "window": window, "windows": [list(w) for w in wins], "methods": {}}
     if control == "camera":
         out["floor"] = {"rot_err": [float(np.nanmean([c["rot_err"] for c in cs])) for cs in floor_cam],
                         "trans_err": [float(np.nanmean([c["trans_err"] for c in cs])) for cs in floor_cam]}
+    elif control == "pose":
+        out["floor"] = {"akd": [_pooled_akd(ps) for ps in floor_pose],
+                        "missing": [float(np.nanmean([p["missing"] for p in ps])) for ps in floor_pose]}
     for m in methods:
         r = res[m]
-        fvd = [frechet_distance(np.concatenate(f), ref) for f in r["feats"]]
         o = {"psnr_1s": float(np.mean(r["psnr_1s"])), "ssim_1s": float(np.mean(r["ssim_1s"])),
-             "fvd": fvd, "drift_fvd": fvd[-1] / max(fvd[0], 1e-9),
+             "psnr": [float(np.mean(p)) for p in r["psnr"]],
              "ms_per_latent": float(np.median(r["ms_per_latent"])),
              "fps": 4000.0 / float(np.median(r["ms_per_latent"])), "steps": METHODS[m].steps}
+        if ref is not None:
+            o["fvd"] = [frechet_distance(np.concatenate(f), ref) for f in r["feats"]]
+            o["drift_fvd"] = o["fvd"][-1] / max(o["fvd"][0], 1e-9)
         if control == "camera":
             o["rot_err"] = [float(np.nanmean([c["rot_err"] for c in cs])) for cs in r["cam"]]
             o["trans_err"] = [float(np.nanmean([c["trans_err"] for c in cs])) for cs in r["cam"]]
             o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
+        elif control == "pose":
+            o["akd"] = [_pooled_akd(ps) for ps in r["pose"]]
+            o["missing"] = [float(np.nanmean([p["missing"] for p in ps])) for ps in r["pose"]]
+            o["drift_akd"] = o["akd"][-1] / max(o["akd"][0], 1e-9)
         out["methods"][m] = o
     if revisit and control == "camera":
         out["revisit"] = revisit_scores(ae, dits, size, clips, seed)
     return out
+
+
+def _pooled_akd(parts: list[dict]) -> float:
+    """AKD over all frames of several videos (each weighted by its detected frames)."""
+    n = [p["frames"] * (1 - p["missing"]) if p["frames"] else 0.0 for p in parts]
+    v = [p["akd"] for p in parts]
+    ok = [(a, b) for a, b in zip(v, n) if b > 0 and np.isfinite(a)]
+    return float(sum(a * b for a, b in ok) / sum(b for _, b in ok)) if ok else float("nan")
 
 
 def revisit_scores(ae, dits: dict, size: int, clips: int, seed: int) -> dict:
@@ -140,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clips", type=int, default=8)
     p.add_argument("--frames", type=int, default=121, help="video frames per clip (1 + 4k)")
     p.add_argument("--window", type=int, default=240, help="frames per metric window (10 s at 24 fps)")
-    p.add_argument("--features", default=str(ASSETS / "eval" / "features"), help="FVD-lite feature network")
+    p.add_argument("--features", default=str(ASSETS / "eval" / "features"),
+                   help="FVD-lite feature network ('' skips FVD-lite)")
     p.add_argument("--source", default=None, help="ground-truth source (default: world or avatar by control)")
     p.add_argument("--no-revisit", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -150,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     methods = a.methods or [m for m, spec in METHODS.items() if (Path(a.model) / spec.model).is_dir()]
     r = evaluate(a.model, methods, a.clips, a.frames, a.window, a.features, a.source, not a.no_revisit, a.seed,
                  a.videos)
+    r["command"] = "python -m eval " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
     print(json.dumps(r) if a.json else json.dumps(r, indent=1))
 
 

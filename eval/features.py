@@ -165,9 +165,9 @@ def train_features(data: list[str], val: list[str], out: str, steps: int, batch:
             metrics.append(feature_loss(net, *valid.sample(batch, vrng))[1])
     res = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
     net.save_pretrained(out)
-    (Path(out) / "training.json").write_text(json.dumps({"data": data, "val": val, "steps": steps, "batch": batch,
-                                                          "lr": lr, "seconds": round(time.time() - t0),
-                                                          "val": res}, indent=2))
+    (Path(out) / "training.json").write_text(json.dumps({"data": data, "val_data": val, "steps": steps,
+                                                          "batch": batch, "lr": lr,
+                                                          "seconds": round(time.time() - t0), "val": res}, indent=2))
     return res
 
 

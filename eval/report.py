@@ -29,30 +29,40 @@ def _f(x, nd=2) -> str:
 
 
 def table(r: dict) -> str:
-    """One markdown table of a result file."""
+    """One markdown table of a result file (FVD-lite columns when the run had the feature net)."""
     cam = r["control"] == "camera"
-    head = ["method", "steps", "PSNR 1 s", "SSIM 1 s", "FVD-lite first", "FVD-lite last", "drift FVD"]
+    first = next(iter(r["methods"].values()))
+    fvd, pose = "fvd" in first, "akd" in first
+    head = ["method", "steps", "PSNR 1 s", "SSIM 1 s", "PSNR last window", "drift PSNR (first / last)"]
+    if fvd:
+        head += ["FVD-lite first", "FVD-lite last", "drift FVD"]
     if cam:
         head += ["RotErr", "TransErr", "drift RotErr"]
-    if "akd" in next(iter(r["methods"].values())):
-        head += ["AKD", "drift AKD"]
+    if pose:
+        head += ["AKD", "drift AKD", "no person found"]
     head += ["ms / latent frame"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m, o in r["methods"].items():
-        row = [NAMES.get(m, m), str(o["steps"]), _f(o["psnr_1s"]), _f(o["ssim_1s"], 3), _f(o["fvd"][0], 1),
-               _f(o["fvd"][-1], 1), _f(o["drift_fvd"])]
+        p = o.get("psnr", [float("nan")])
+        row = [NAMES.get(m, m), str(o["steps"]), _f(o["psnr_1s"]), _f(o["ssim_1s"], 3), _f(p[-1]),
+               _f(p[0] / p[-1] if p[-1] else float("nan"))]
+        if fvd:
+            row += [_f(o["fvd"][0], 1), _f(o["fvd"][-1], 1), _f(o["drift_fvd"])]
         if cam:
             row += [_f(np.nanmean(o["rot_err"])), _f(np.nanmean(o["trans_err"])), _f(o["drift_rot_err"])]
-        if "akd" in o:
-            row += [_f(np.nanmean(o["akd"])), _f(o["drift_akd"])]
+        if pose:
+            row += [_f(np.nanmean(o["akd"]), 3), _f(o["drift_akd"]), _f(100 * np.nanmean(o["missing"]), 0) + " %"]
         row += [_f(o["ms_per_latent"], 1)]
         rows.append("| " + " | ".join(row) + " |")
-    if cam and "floor" in r:
-        fl = r["floor"]
-        rows.append("| ground truth (estimator floor) | – | – | – | – | – | – | "
-                    f"{_f(np.nanmean(fl['rot_err']))} | {_f(np.nanmean(fl['trans_err']))} | – | – |")
-    if "floor_akd" in r:
-        rows.append(f"\nAKD floor (MediaPipe on the ground-truth renders): {_f(np.nanmean(r['floor_akd']))} torso lengths.")
+    fl = r.get("floor", {})
+    if cam and fl:
+        cells = ["ground truth (estimator floor)"] + ["–"] * (5 + 3 * fvd) + [
+            _f(np.nanmean(fl["rot_err"])), _f(np.nanmean(fl["trans_err"])), "–", "–"]
+        rows.append("| " + " | ".join(cells) + " |")
+    if pose and "akd" in fl:
+        cells = ["ground truth (MediaPipe floor)"] + ["–"] * (5 + 3 * fvd) + [
+            _f(np.nanmean(fl["akd"]), 3), "–", _f(100 * np.nanmean(fl["missing"]), 0) + " %", "–"]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -62,16 +72,19 @@ def drift_plot(r: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = ["fvd"] + (["rot_err"] if r["control"] == "camera" else []) + (["akd"] if r.get("floor_akd") else [])
+    first = next(iter(r["methods"].values()))
+    keys = [k for k in ("psnr", "fvd", "rot_err", "akd") if k in first]
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.2), squeeze=False)
     t = [(a + b) / 2 / 24.0 for a, b in r["windows"]]
+    titles = {"psnr": "PSNR (dB) per window", "fvd": "FVD-lite per window", "rot_err": "RotErr (deg) per window",
+              "akd": "AKD (torso lengths) per window"}
     for ax, k in zip(axes[0], keys):
         for m, o in r["methods"].items():
             ax.plot(t, o[k], marker="o", label=m)
-        if k == "rot_err" and "floor" in r:
-            ax.plot(t, r["floor"]["rot_err"], "k--", label="ground truth")
+        if k in r.get("floor", {}):
+            ax.plot(t, r["floor"][k], "k--", label="ground truth")
         ax.set_xlabel("time (s)")
-        ax.set_title({"fvd": "FVD-lite per window", "rot_err": "RotErr (deg) per window", "akd": "AKD per window"}[k])
+        ax.set_title(titles[k])
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +119,9 @@ def build(results: Path, out: Path) -> str:
         name = f.stem
         parts += ["", f"### {name}: {r['model']} model, {r['clips']} clips x {r['frames']} frames "
                       f"({r['frames'] / 24:.0f} s), windows of {r['window']} frames",
-                  "", f"`python -m eval --model assets/{r['model']} --clips {r['clips']} --frames {r['frames']} "
-                      f"--window {r['window']} --json > runs/eval/{name}.json`", "", table(r)]
+                  "", "`" + r.get("command", f"python -m eval --model assets/{r['model']} --clips {r['clips']} "
+                                           f"--frames {r['frames']} --window {r['window']} --json")
+                  + f" > runs/eval/{name}.json`", "", table(r)]
         if "revisit" in r:
             rv = r["revisit"]
             parts += ["", f"Revisit consistency (PSNR of the view after a full 360-degree yaw vs the first view, "
@@ -119,7 +133,7 @@ def build(results: Path, out: Path) -> str:
         vd = results / name
         if vd.is_dir() and strip(vd, out / f"{name}-strip.png"):
             parts += ["", f"![strips {name}](docs/results/{name}-strip.png)",
-                      "", f"Rows: {(out / f'{name}-strip.txt').read_text()}"]
+                      "", f"Strip {(out / f'{name}-strip.txt').read_text()}"]
     text = "\n".join(parts) + "\n"
     (out / "results.md").write_text(text)
     return text

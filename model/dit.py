@@ -406,3 +406,48 @@ class VideoDiT(Pretrained):
         pos = torch.tensor([frame_index], device=noisy.device)
         return self.forward(recycled[:, None], noisy[:, None], ctrl, t[:, None], "causal", pos, cache, warp=w,
                             update_cache=update_cache)[:, 0]
+
+
+@torch.no_grad()
+def transfer_weights(dst: VideoDiT, src: VideoDiT) -> list[str]:
+    """Start ``dst`` from a trained ``src`` of another control or reprojection setting (e.g. the
+    avatar model from the world model): every tensor whose name and shape agree is copied; the
+    input projection is rebuilt column block by column block so that, with no control signal,
+    ``dst`` predicts what ``src`` predicts for a still camera. For a reprojecting ``src`` the
+    still camera's warp is the identity, so the warped-latent columns fold into the recycled
+    ones (and the residual base is the recycled latent either way). Control columns are copied
+    when the control kind agrees, else zeroed (the new control starts with no effect and learns
+    from there). Returns the names of the tensors left at ``dst``'s initialisation."""
+    sc, dc = src.config, dst.config
+    if (sc.latent_channels, sc.patch, sc.dim, sc.depth, sc.heads) != (dc.latent_channels, dc.patch, dc.dim,
+                                                                      dc.depth, dc.heads):
+        raise ValueError("transfer_weights needs the same latent channels, patch, width, depth and heads")
+    P = dc.patch * dc.patch * dc.latent_channels
+    own, theirs = dst.state_dict(), src.state_dict()
+    left = []
+    for k, v in own.items():
+        if k.startswith("x_in."):
+            continue
+        if k in theirs and theirs[k].shape == v.shape:
+            v.copy_(theirs[k])
+        else:
+            left.append(k)
+    # x_in columns: [recycled P | warped P (reproject) | noisy P | control Cc]
+    w_src, w_dst = src.x_in.weight, dst.x_in.weight                     # (D, in)
+    rec, off = w_src[:, :P], P
+    warped = None
+    if sc.reproject:
+        warped, off = w_src[:, P:2 * P], 2 * P
+    noisy, ctrl = w_src[:, off:off + P], w_src[:, off + P:]
+    new = [rec + warped if warped is not None and not dc.reproject else rec]
+    if dc.reproject:
+        new.append(warped if warped is not None else torch.zeros_like(rec))
+    new.append(noisy)
+    if dc.control_features:
+        same = dc.control == sc.control
+        new.append(ctrl if same else torch.zeros(w_dst.shape[0], dc.control_features, dtype=w_dst.dtype))
+        if not same:
+            left.append("x_in.weight[control]")
+    w_dst.copy_(torch.cat(new, 1))
+    dst.x_in.bias.copy_(src.x_in.bias)
+    return left

@@ -60,7 +60,8 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
         rows = list(csv.DictReader(f))
     if not rows:
         return
-    keys = [k for k in rows[0] if k not in ("step", "time", "lr") and rows[0][k] not in ("", None)]
+    # a column may start later (the generator's, after the discriminator's warm-up)
+    keys = [k for k in rows[0] if k not in ("step", "time", "lr") and any(r.get(k) not in ("", None) for r in rows)]
     fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(4 * max(1, len(keys)), 3), squeeze=False)
     steps = [int(r["step"]) for r in rows]
     for ax, k in zip(axes[0], keys):
@@ -86,6 +87,10 @@ class Stage:
 
     def loss(self, phase: str, step: int, rng: np.random.Generator, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
+
+    def active(self, phase: str, step: int) -> bool:
+        """Whether ``phase`` runs at ``step`` (e.g. the generator waits while the discriminator warms up)."""
+        return True
 
     def evaluate(self, step: int, out_dir: Path) -> dict:
         return {}
@@ -159,6 +164,8 @@ def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
     acc: dict[str, list] = {}
     for step in range(start, cfg.steps):
         for p_i, phase in enumerate(stage.phases):
+            if not stage.active(phase, step):
+                continue
             opt = optimizers[opt_of[phase]]
             for g in opt.param_groups:
                 g["lr"] = lr_at(cfg, stage.phase_lr[phase], step)

@@ -120,7 +120,7 @@ def build_stage(cfg: TrainConfig) -> Stage:
 
 # ============================================================================= DiT stages
 from model.dit import PRESETS as DIT_PRESETS  # noqa: E402
-from model.dit import VideoDiT, maps_from_first  # noqa: E402
+from model.dit import VideoDiT, maps_from_first, transfer_weights  # noqa: E402
 from model.sampling import rollout_one_step, sample_bidirectional, sample_causal  # noqa: E402
 from train.latents import LatentWindows, encode_shards  # noqa: E402
 
@@ -203,7 +203,11 @@ class DiffusionStage(Stage):
             return VideoDiT.from_pretrained(init)
         dc = replace(DIT_PRESETS[self.cfg.dit_preset], latent_channels=self.ae.config.latent_channels,
                      latent_size=self.latent_size, control=self.cfg.control, reproject=self.cfg.reproject)
-        return VideoDiT(dc)
+        model = VideoDiT(dc)
+        if self.cfg.transfer:
+            left = transfer_weights(model, VideoDiT.from_pretrained(self.cfg.transfer))
+            print(f"transferred weights from {self.cfg.transfer}; new: {left}")
+        return model
 
     def to_device(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
         """Batches and noise are drawn on the CPU (seeded, resumable) and moved here."""
@@ -393,6 +397,8 @@ class AdversarialStage(DiffusionStage):
         self.overlap = cfg.segment_overlap if self.long else 0
         self.phases = tuple(p for i in range(self.n_segments) for p in (f"disc{i}", f"gen{i}"))
         self.phase_optimizer = {p: p.rstrip("0123456789") for p in self.phases}
+        if self.long and cfg.d_warmup:
+            raise ValueError("d_warmup is for the adversarial stage (the long stage's generator phases carry the video)")
         if self.long and cfg.teacher_forcing:
             raise ValueError("teacher forcing is an ablation of the adversarial stage only (no long ground truth)")
         d_params = [p_ for p_ in self.disc.parameters() if p_.requires_grad]
@@ -402,6 +408,13 @@ class AdversarialStage(DiffusionStage):
         self.phase_lr = {p: ((cfg.d_lr or cfg.lr) if p.startswith("disc") else cfg.lr) for p in self.phases}
         if self.overlap + self.S > self.train.chunks.shape[1]:
             raise ValueError("discriminator window longer than the training clips")
+
+    def active(self, phase: str, step: int) -> bool:
+        """The generator waits for ``d_warmup`` steps: a discriminator whose new head is still
+        random is fooled by any small move of the generator (measured: with the generator
+        training from step 0 the discriminator never leaves chance; frozen, it separates
+        real from generated within 20 steps), so it learns first."""
+        return not (phase.startswith("gen") and step < self.cfg.d_warmup)
 
     def init_path(self) -> Path:
         if self.cfg.init:

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from data.sources import make_clip
+from data.sources import make_clip, split_seed
 from eval.camera import camera_errors, rotation_angle_deg
 from eval.features import FeatureNetConfig, VideoFeatureNet, frechet_distance, window_features
+from eval.pose import pose_errors
 from eval.rollout import METHODS, Controls, decode_latents, generate
 from model.autoencoder import PRESETS as AE_PRESETS
 from model.autoencoder import VideoAutoencoder
@@ -82,11 +83,31 @@ def test_report_tables_plots_and_readme_block(tmp_path):
          "floor": {"rot_err": [0.9, 0.9], "trans_err": [0.2, 0.2]},
          "revisit": {"frame": 120, "ground_truth": 99.0, "aapt": 20.0, "distill": 15.0}}
     (res / "world-480.json").write_text(json.dumps(r))
+    # a pose model's run without the FVD-lite network: PSNR per window and AKD with its floor
+    a = {"steps": 1, "psnr_1s": 22.0, "ssim_1s": 0.7, "psnr": [21.0, 18.0], "ms_per_latent": 20.0, "fps": 200.0,
+         "akd": [0.4, 0.5], "missing": [0.1, 0.2], "drift_akd": 1.25}
+    (res / "avatar-96.json").write_text(json.dumps({
+        "model": "avatar", "source": "avatar", "control": "pose", "clips": 2, "frames": 97, "window": 48,
+        "windows": [[0, 48], [48, 96]], "methods": {"aapt": a}, "floor": {"akd": [0.2, 0.2], "missing": [0.0, 0.0]}}))
     text = build(res, tmp_path / "docs")
     assert "**AAPT**" in text and "3.00" in text and "ground truth (estimator floor)" in text
+    assert "ground truth (MediaPipe floor)" in text and "0.450" in text and "1.17" in text
     assert (tmp_path / "docs" / "world-480-drift.png").is_file()
+    assert (tmp_path / "docs" / "avatar-96-drift.png").is_file()
     readme = tmp_path / "README.md"
     readme.write_text(f"# X\n\n{START}\nold\n{END}\n\nafter\n")
     update_readme(readme, text)
     s = readme.read_text()
     assert "old" not in s and "after" in s and s.count(START) == 1 and "**AAPT**" in s
+
+
+def test_akd_reads_a_rendered_avatar_and_not_a_frozen_one():
+    """MediaPipe on the ground-truth render follows the driving landmarks (the floor, a fraction
+    of a torso length); the first frame held still does not follow them."""
+    pytest.importorskip("mediapipe")
+    clip = make_clip("avatar", split_seed("test", 2), 49, 128)
+    gt = pose_errors(clip.frames, clip.landmarks)
+    frozen = pose_errors(np.repeat(clip.frames[:1], len(clip.frames), 0), clip.landmarks)
+    assert gt["frames"] >= 40 and gt["missing"] < 0.2
+    assert gt["akd"] < 0.35
+    assert frozen["akd"] > 1.5 * gt["akd"]

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from model.config import replace
-from model.dit import PRESETS, VideoDiT, frame_mask, maps_from_first, reproject_latents
+from model.dit import PRESETS, VideoDiT, frame_mask, maps_from_first, reproject_latents, transfer_weights
 
 
 def _model(**kw) -> VideoDiT:
@@ -155,3 +155,29 @@ def test_a_pass_that_does_not_update_the_cache_leaves_it_unchanged():
         assert torch.equal(cache.k, before.k) and torch.equal(cache.positions, before.positions)
         b = m.step(cache, rec[:, 3], noisy[:, 3], ctrl[:, 3], t[:, 3], 3)
     assert torch.equal(a, b)
+
+
+def test_transfer_from_a_reprojecting_camera_model_to_a_pose_model():
+    """With a still camera (identity warp) and no pose signal yet, the pose model starts out
+    predicting exactly what the camera model predicts; its pose input is new (zeroed) and learns."""
+    src = _model(control="camera", reproject=True)
+    dst = VideoDiT(replace(PRESETS["tiny"], control="pose"))
+    left = transfer_weights(dst, src)
+    assert left == ["x_in.weight[control]"]
+    rec, noisy, ctrl, t = _inputs(dst, 2, 5)
+    eye = torch.eye(3).repeat(2, 5, 1, 1)
+    cam = torch.zeros(2, 5, src.config.tokens_per_frame, src.config.control_features)
+    with torch.no_grad():
+        a = src(rec, noisy, cam, t, mode="causal", warp=eye)
+        b = dst(rec, noisy, ctrl, t, mode="causal")
+        # the pose columns are zero, so any pose gives the same start; a nudge makes them count
+        dst.x_in.weight[:, -dst.config.control_features:] += 0.1 * torch.randn(dst.config.dim,
+                                                                          dst.config.control_features)
+        c = dst(rec, noisy, ctrl, t, mode="causal")
+    assert (a - b).abs().max().item() < 1e-4
+    assert (b - c).abs().max().item() > 1e-3
+
+
+def test_transfer_needs_the_same_trunk():
+    with pytest.raises(ValueError, match="same latent channels"):
+        transfer_weights(VideoDiT(replace(PRESETS["tiny"], dim=48)), VideoDiT(PRESETS["tiny"]))

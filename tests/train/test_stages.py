@@ -67,3 +67,23 @@ def test_a_mix_of_sources_trains_with_one_cache_per_source(tiny_data, tmp_path):
     train(_cfg("teacher", f"{tiny_data},{photo}", run, latent_clips=0))
     caches = sorted(p.name for p in (run / "latents").glob("train-*.npz"))
     assert len(caches) == 2 and caches[0].endswith("-6.npz") != caches[1].endswith("-6.npz")   # 6 world, 3 photo
+
+
+def test_discriminator_warmup_holds_the_generator(tiny_data, tmp_path):
+    """With d_warmup the first steps train only the discriminator: the generator stays exactly
+    its distilled start while the discriminator moves; after the warm-up both train."""
+    for stage in ("autoencoder", "teacher", "adapt", "distill"):
+        train(_cfg(stage, tiny_data, tmp_path))
+    distilled = VideoDiT.from_pretrained(tmp_path / "distill" / "final" / "model").state_dict()
+    train(_cfg("adversarial", tiny_data, tmp_path, steps=2, d_warmup=2, ema=0.0, ckpt_every=2))
+    out = tmp_path / "adversarial" / "checkpoints" / "step-0000002"
+    g = VideoDiT.from_pretrained(out / "generator").state_dict()
+    assert all(torch.equal(g[k], distilled[k]) for k in g)
+    d0 = Discriminator.from_generator(VideoDiT.from_pretrained(tmp_path / "adapt" / "final" / "model")).state_dict()
+    d = Discriminator.from_pretrained(out / "discriminator").state_dict()
+    assert any(not torch.equal(d[k], d0[k]) for k in d if k.startswith("backbone.blocks"))
+    log = (tmp_path / "adversarial" / "log.csv").read_text()
+    assert "g_loss" not in log.splitlines()[0]
+    train(_cfg("adversarial", tiny_data, tmp_path, steps=4, d_warmup=2, ema=0.0, ckpt_every=2))   # resumes
+    g4 = VideoDiT.from_pretrained(tmp_path / "adversarial" / "final" / "generator").state_dict()
+    assert any(not torch.equal(g4[k], distilled[k]) for k in g4)
