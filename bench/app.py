@@ -98,6 +98,7 @@ def bench_assets(root: str | Path) -> tuple[Path, dict[str, bool]]:
     from app.models import DEFAULT_ASSETS, discover
 
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)      # with both models shipped nothing else creates it
     shipped = {m.mode: m for m in discover(DEFAULT_ASSETS) if m.resolution == 128}
     trained = {}
     for mode, control in (("world", "camera"), ("avatar", "pose")):

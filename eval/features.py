@@ -95,10 +95,13 @@ def window_labels(reader: ShardReader, i: int, start: int, frames: int, contents
         motion = (c[:, [0, 1, 3, 4]].mean(0) / MOTION_SCALE).astype(np.float32)
         mask = 1.0
     elif reader.truth(i, "landmarks") is not None:
-        lm = np.asarray(reader.truth(i, "landmarks"))[start:start + frames]
-        v = np.diff(lm[:, [15, 16, 23, 24], :2], axis=0).mean(0)          # wrists and hips, x/y per frame
-        motion = np.array([v[0, 0] + v[1, 0], v[0, 1] + v[1, 1], v[2, 0] + v[3, 0], v[2, 1] + v[3, 1]],
-                          np.float32) * 50.0
+        pts = np.asarray(reader.truth(i, "landmarks"))[start:start + frames][:, [15, 16, 23, 24]]  # wrists, hips
+        # a landmark out of view has visibility 0 and an arbitrary position: only steps between
+        # two visible positions count (without this one clip's labels reached 800 and training diverged)
+        ok = (pts[:-1, :, 3] > 0.5) & (pts[1:, :, 3] > 0.5)                                   # (F-1, 4)
+        v = (np.diff(pts[..., :2], axis=0) * ok[..., None]).sum(0) / np.maximum(ok.sum(0), 1)[:, None]
+        motion = np.clip(np.array([v[0, 0] + v[1, 0], v[0, 1] + v[1, 1], v[2, 0] + v[3, 0], v[2, 1] + v[3, 1]],
+                                  np.float32) * 50.0, -3.0, 3.0)
         mask = 1.0
     return {"content": contents.index(name) if name in contents else -1, "time": time_idx,
             "motion": motion, "motion_mask": mask}
@@ -149,10 +152,12 @@ def train_features(data: list[str], val: list[str], out: str, steps: int, batch:
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / steps)))
         frames, labels = train.sample(batch, rng)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss, m = feature_loss(net, frames, labels)
+        # fp32: under bf16 autocast this CPU's Conv3d backward blew gradients up to 1e35 within a
+        # few steps (NaN by step 3); fp32 is stable and only 7% slower for a net this small
+        loss, m = feature_loss(net, frames, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         if (step + 1) % log_every == 0:
             print(json.dumps({"step": step + 1, "s": round(time.time() - t0), **{k: round(v, 4) for k, v in m.items()}}),
@@ -160,7 +165,7 @@ def train_features(data: list[str], val: list[str], out: str, steps: int, batch:
     net.eval()
     vrng = np.random.default_rng(1)
     metrics = []
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad():
         for _ in range(8):
             metrics.append(feature_loss(net, *valid.sample(batch, vrng))[1])
     res = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
@@ -179,7 +184,7 @@ def window_features(net: VideoFeatureNet, video: np.ndarray, stride: int | None 
     stride = stride or n
     starts = list(range(0, video.shape[0] - n + 1, stride))
     feats = []
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):       # fp32, as trained
         for i in range(0, len(starts), 8):
             w = np.stack([video[s:s + n] for s in starts[i:i + 8]])
             feats.append(net.features(torch.from_numpy(w)).float().numpy())

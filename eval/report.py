@@ -28,6 +28,13 @@ def _f(x, nd=2) -> str:
     return f"{x:.{nd}f}"
 
 
+def _ratio(values, floor) -> str:
+    """Mean over windows of a method's error against the mean of its floor (the issue's "x floor")."""
+    if not floor:
+        return "–"
+    return _f(float(np.nanmean(values)) / max(float(np.nanmean(floor)), 1e-9))
+
+
 def table(r: dict) -> str:
     """One markdown table of a result file (FVD-lite columns when the run had the feature net)."""
     cam = r["control"] == "camera"
@@ -36,10 +43,11 @@ def table(r: dict) -> str:
     head = ["method", "steps", "PSNR 1 s", "SSIM 1 s", "PSNR last window", "drift PSNR (first / last)"]
     if fvd:
         head += ["FVD-lite first", "FVD-lite last", "drift FVD"]
+    fl = r.get("floor", {})
     if cam:
-        head += ["RotErr", "TransErr", "drift RotErr"]
+        head += ["RotErr", "RotErr / floor", "TransErr", "drift RotErr"]
     if pose:
-        head += ["AKD", "drift AKD", "no person found"]
+        head += ["AKD", "AKD / floor", "drift AKD", "no person found"]
     head += ["ms / latent frame"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m, o in r["methods"].items():
@@ -49,19 +57,20 @@ def table(r: dict) -> str:
         if fvd:
             row += [_f(o["fvd"][0], 1), _f(o["fvd"][-1], 1), _f(o["drift_fvd"])]
         if cam:
-            row += [_f(np.nanmean(o["rot_err"])), _f(np.nanmean(o["trans_err"])), _f(o["drift_rot_err"])]
+            row += [_f(np.nanmean(o["rot_err"])), _ratio(o["rot_err"], fl.get("rot_err")),
+                    _f(np.nanmean(o["trans_err"])), _f(o["drift_rot_err"])]
         if pose:
-            row += [_f(np.nanmean(o["akd"]), 3), _f(o["drift_akd"]), _f(100 * np.nanmean(o["missing"]), 0) + " %"]
+            row += [_f(np.nanmean(o["akd"]), 3), _ratio(o["akd"], fl.get("akd")), _f(o["drift_akd"]),
+                    _f(100 * np.nanmean(o["missing"]), 0) + " %"]
         row += [_f(o["ms_per_latent"], 1)]
         rows.append("| " + " | ".join(row) + " |")
-    fl = r.get("floor", {})
     if cam and fl:
         cells = ["ground truth (estimator floor)"] + ["–"] * (5 + 3 * fvd) + [
-            _f(np.nanmean(fl["rot_err"])), _f(np.nanmean(fl["trans_err"])), "–", "–"]
+            _f(np.nanmean(fl["rot_err"])), "1.00", _f(np.nanmean(fl["trans_err"])), "–", "–"]
         rows.append("| " + " | ".join(cells) + " |")
     if pose and "akd" in fl:
         cells = ["ground truth (MediaPipe floor)"] + ["–"] * (5 + 3 * fvd) + [
-            _f(np.nanmean(fl["akd"]), 3), "–", _f(100 * np.nanmean(fl["missing"]), 0) + " %", "–"]
+            _f(np.nanmean(fl["akd"]), 3), "1.00", "–", _f(100 * np.nanmean(fl["missing"]), 0) + " %", "–"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -92,6 +92,7 @@ def test_report_tables_plots_and_readme_block(tmp_path):
     text = build(res, tmp_path / "docs")
     assert "**AAPT**" in text and "3.00" in text and "ground truth (estimator floor)" in text
     assert "ground truth (MediaPipe floor)" in text and "0.450" in text and "1.17" in text
+    assert "| 1.39 |" in text and "| 2.25 |" in text          # RotErr 1.25 / floor 0.9, AKD 0.45 / floor 0.2
     assert (tmp_path / "docs" / "world-480-drift.png").is_file()
     assert (tmp_path / "docs" / "avatar-96-drift.png").is_file()
     readme = tmp_path / "README.md"

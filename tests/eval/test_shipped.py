@@ -42,7 +42,7 @@ def _first_second(name: str, source: str, frames: int = 25):
 def test_world_generator_first_second_psnr():
     runs = _first_second("world", "world")
     score = float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
-    assert score > 25.60 - MARGIN_DB, score          # measured 25.60 dB at ship time
+    assert score > 25.56 - MARGIN_DB, score          # measured 25.56 dB at ship time (full AAPT; distill: 25.60)
 
 
 def test_avatar_generator_first_second_psnr_and_pose():
@@ -56,3 +56,31 @@ def test_avatar_generator_first_second_psnr_and_pose():
     assert np.isfinite(akd).sum() >= 2, akd           # MediaPipe finds the generated person
     akd = float(np.nanmean(akd))
     assert akd < AVATAR_AKD * 1.25, akd
+
+
+def test_shipped_fvd_lite_network_sees_motion():
+    """The shipped FVD-lite features, on held-out ground truth (8 test worlds): the same videos
+    shifted by 4 frames stay close (measured 0.05), while the same windows frozen on their first
+    frame (0.24) or played backwards (0.26) are pushed away; the content alone does not decide it.
+    The network was trained on the train split only."""
+    import json
+
+    from eval.features import VideoFeatureNet, frechet_distance, window_features
+
+    d = ASSETS / "eval" / "features"
+    if not d.is_dir():
+        pytest.skip("no shipped FVD-lite network")
+    meta = json.loads((d / "training.json").read_text())
+    assert all("/train" in p or "/val" in p for p in meta["data"] + meta["val_data"]), meta   # no test split
+    net = VideoFeatureNet.from_pretrained(d).eval()
+    clips = [make_clip("world", split_seed("test", i), 81, 128).frames for i in range(8)]
+
+    def feats(videos):
+        return np.concatenate([window_features(net, v, stride=8) for v in videos])
+
+    a = feats([v[:65] for v in clips])
+    shifted = feats([v[4:69] for v in clips])
+    frozen = feats([np.repeat(v[s:s + 1], 16, 0) for v in clips for s in range(0, 50, 8)])
+    backwards = feats([v[:65][::-1].copy() for v in clips])
+    near = frechet_distance(a, shifted)
+    assert near < 0.5 * frechet_distance(a, frozen) and near < 0.5 * frechet_distance(a, backwards)
