@@ -107,11 +107,10 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     out = {"model": str(model_dir.name), "source": source, "control": control, "clips": clips,
            "frames": n_frames, "window": window, "windows": [list(w) for w in wins], "methods": {}}
     if control == "camera":
-        out["floor"] = {"rot_err": [float(np.nanmean([c["rot_err"] for c in cs])) for cs in floor_cam],
-                        "trans_err": [float(np.nanmean([c["trans_err"] for c in cs])) for cs in floor_cam]}
+        out["floor"] = {"rot_err": _window_means(floor_cam, "rot_err"), "trans_err": _window_means(floor_cam, "trans_err")}
     elif control == "pose":
         out["floor"] = {"akd": [_pooled_akd(ps) for ps in floor_pose],
-                        "missing": [float(np.nanmean([p["missing"] for p in ps])) for ps in floor_pose]}
+                        "missing": _window_means(floor_pose, "missing")}
     for m in methods:
         r = res[m]
         o = {"psnr_1s": float(np.mean(r["psnr_1s"])), "ssim_1s": float(np.mean(r["ssim_1s"])),
@@ -122,17 +121,21 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
             o["fvd"] = [frechet_distance(np.concatenate(f), ref) for f in r["feats"]]
             o["drift_fvd"] = o["fvd"][-1] / max(o["fvd"][0], 1e-9)
         if control == "camera":
-            o["rot_err"] = [float(np.nanmean([c["rot_err"] for c in cs])) for cs in r["cam"]]
-            o["trans_err"] = [float(np.nanmean([c["trans_err"] for c in cs])) for cs in r["cam"]]
+            o["rot_err"], o["trans_err"] = _window_means(r["cam"], "rot_err"), _window_means(r["cam"], "trans_err")
             o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
         elif control == "pose":
             o["akd"] = [_pooled_akd(ps) for ps in r["pose"]]
-            o["missing"] = [float(np.nanmean([p["missing"] for p in ps])) for ps in r["pose"]]
+            o["missing"] = _window_means(r["pose"], "missing")
             o["drift_akd"] = o["akd"][-1] / max(o["akd"][0], 1e-9)
         out["methods"][m] = o
     if revisit and control == "camera":
         out["revisit"] = revisit_scores(ae, dits, size, clips, seed)
     return out
+
+
+def _window_means(per_window: list[list[dict]], key: str) -> list[float]:
+    """Per window, the mean of ``key`` over the clips' scores (nan-aware)."""
+    return [float(np.nanmean([c[key] for c in cs])) for cs in per_window]
 
 
 def _pooled_akd(parts: list[dict]) -> float:

@@ -184,7 +184,7 @@ def window_features(net: VideoFeatureNet, video: np.ndarray, stride: int | None 
     stride = stride or n
     starts = list(range(0, video.shape[0] - n + 1, stride))
     feats = []
-    with torch.no_grad(), torch.autocast("cpu", enabled=False):       # fp32, as trained
+    with torch.autocast("cpu", enabled=False):       # fp32, as trained (no_grad: the decorator)
         for i in range(0, len(starts), 8):
             w = np.stack([video[s:s + n] for s in starts[i:i + 8]])
             feats.append(net.features(torch.from_numpy(w)).float().numpy())
