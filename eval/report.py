@@ -3,9 +3,11 @@
     python -m eval.report --results runs/eval --out docs/results [--readme README.md]
 
 Reads every ``*.json`` written by ``python -m eval --json`` under ``--results`` (and the
-``*.mp4`` videos beside them, from ``--videos``), writes ``<out>/results.md``, drift plots
-(PNG) and strips (truth over each method, PNG), and replaces the README section between
-``<!-- results:start -->`` and ``<!-- results:end -->`` with the same content.
+``*.mp4`` videos beside them, from ``--videos``), writes one section per result into ``<out>``
+(``<name>.md``, a copy of ``<name>.json``, drift plots and strips: truth over each method, PNG),
+joins every section there into ``<out>/results.md``, and replaces the README section between
+``<!-- results:start -->`` and ``<!-- results:end -->`` with the same content. A result that was
+not re-run keeps the section it had.
 """
 from __future__ import annotations
 
@@ -117,32 +119,47 @@ def strip(video_dir: Path, path: Path, frames: tuple[int, ...] = (0, 12, 24, 48,
     return True
 
 
+def section(name: str, r: dict, results: Path, out: Path) -> str:
+    """The markdown section of one result (table, revisit line, drift plot, strip)."""
+    parts = [f"### {name}: {r['model']} model, {r['clips']} clips x {r['frames']} frames "
+             f"({r['frames'] / 24:.0f} s), windows of {r['window']} frames",
+             "", "`" + r.get("command", f"python -m eval --model assets/{r['model']} --clips {r['clips']} "
+                                      f"--frames {r['frames']} --window {r['window']} --json")
+             + f" > runs/eval/{name}.json`", "", table(r)]
+    if "revisit" in r:
+        rv = r["revisit"]
+        parts += ["", f"Revisit consistency (PSNR of the view after a full 360-degree yaw vs the first view, "
+                      f"frame {rv['frame']}): ground truth {_f(rv['ground_truth'], 1)} dB; " +
+                  ", ".join(f"{m} {_f(v, 1)} dB" for m, v in rv.items() if m in NAMES)]
+    if len(r["windows"]) > 1:
+        drift_plot(r, out / f"{name}-drift.png")
+        parts += ["", f"![drift {name}](docs/results/{name}-drift.png)"]
+    vd = results / name
+    if vd.is_dir() and strip(vd, out / f"{name}-strip.png"):
+        parts += ["", f"![strips {name}](docs/results/{name}-strip.png)",
+                  "", f"Strip {(out / f'{name}-strip.txt').read_text()}"]
+    return "\n".join(parts)
+
+
 def build(results: Path, out: Path) -> str:
+    """Sections for every ``*.json`` under ``results``; each is kept in ``out`` as ``<name>.md``
+    beside a copy of its JSON, and ``results.md`` joins every section in ``out``, so results
+    measured in an earlier session (whose run folder is gone) stay in the report."""
     out.mkdir(parents=True, exist_ok=True)
+    for f in sorted(results.glob("*.json")):
+        text = f.read_text()
+        r = json.loads(text)
+        if results.resolve() != out.resolve():
+            (out / f.name).write_text(text)
+        (out / f"{f.stem}.md").write_text(section(f.stem, r, results, out) + "\n")
     parts = ["## Results", "",
              "Regenerate with `python -m eval.report --results runs/eval --out docs/results` after the "
-             "`python -m eval` runs listed in each table's caption. Ground truth is rendered from held-out "
+             "`python -m eval` runs listed in each table's caption (a result not re-run keeps its section "
+             "and JSON in docs/results). Ground truth is rendered from held-out "
              "test seeds with the same first frame and controls as every method."]
-    for f in sorted(results.glob("*.json")):
-        r = json.loads(f.read_text())
-        name = f.stem
-        parts += ["", f"### {name}: {r['model']} model, {r['clips']} clips x {r['frames']} frames "
-                      f"({r['frames'] / 24:.0f} s), windows of {r['window']} frames",
-                  "", "`" + r.get("command", f"python -m eval --model assets/{r['model']} --clips {r['clips']} "
-                                           f"--frames {r['frames']} --window {r['window']} --json")
-                  + f" > runs/eval/{name}.json`", "", table(r)]
-        if "revisit" in r:
-            rv = r["revisit"]
-            parts += ["", f"Revisit consistency (PSNR of the view after a full 360-degree yaw vs the first view, "
-                          f"frame {rv['frame']}): ground truth {_f(rv['ground_truth'], 1)} dB; " +
-                      ", ".join(f"{m} {_f(v, 1)} dB" for m, v in rv.items() if m in NAMES)]
-        if len(r["windows"]) > 1:
-            drift_plot(r, out / f"{name}-drift.png")
-            parts += ["", f"![drift {name}](docs/results/{name}-drift.png)"]
-        vd = results / name
-        if vd.is_dir() and strip(vd, out / f"{name}-strip.png"):
-            parts += ["", f"![strips {name}](docs/results/{name}-strip.png)",
-                      "", f"Strip {(out / f'{name}-strip.txt').read_text()}"]
+    for f in sorted(out.glob("*.md")):
+        if f.name != "results.md":
+            parts += ["", f.read_text().rstrip("\n")]
     text = "\n".join(parts) + "\n"
     (out / "results.md").write_text(text)
     return text
