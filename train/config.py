@@ -126,12 +126,14 @@ PRESETS: dict[str, dict] = {
                             lr_schedule="cosine", eval_every=500),
         "teacher": dict(transfer="assets/world/teacher", steps=600, batch_size=8, lr=2e-4, warmup=50, clip_latents=9,
                         eval_every=400),
-        "adapt": dict(steps=1200, batch_size=8, lr=2e-4, warmup=50, clip_latents=9, ema=0.999, recycle_noise=0.1,
-                      eval_every=400),
+        # the shipped model: adapt 5000 steps (1800, then 3200 more from the exported 1800), distill 400,
+        # adversarial 300, long 40 (docs/training.md)
+        "adapt": dict(steps=5000, batch_size=8, lr=2e-4, warmup=50, clip_latents=9, ema=0.999, recycle_noise=0.1,
+                      eval_every=500),
         "distill": dict(steps=400, batch_size=8, lr=1e-4, warmup=50, eval_every=400),
         "adversarial": dict(steps=300, batch_size=4, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99,
                             r_lambda=10.0, d_warmup=20),
-        "long": dict(steps=200, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=48,
+        "long": dict(steps=40, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
                      r_lambda=10.0),
     },
 }
