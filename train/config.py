@@ -72,6 +72,9 @@ class TrainConfig:
     long_latents: int = 24              # long stage: latent frames rolled out per video
     segment_latents: int = 8            # long stage: latent frames per back-propagated segment
     segment_overlap: int = 2            # long stage: overlap of discriminator windows
+    long_burn_in: int = 0               # long stage: up to this many latent frames (uniform per video) rolled
+                                        # out without gradients before the trained segments, so a few trained
+                                        # segments reach deep into long videos, where the drift sets in
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -113,8 +116,10 @@ PRESETS: dict[str, dict] = {
         # the generator's loss then responds (docs/training.md).
         "adversarial": dict(steps=1000, batch_size=4, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99,
                             r_lambda=10.0, d_warmup=20),
-        "long": dict(steps=500, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=48,
-                     r_lambda=10.0),
+        # shipped: adversarial 200, long 40 (32 latents, 97-frame clips), then long 100 with burn-in on
+        # 513-frame clips (docs/training.md)
+        "long": dict(steps=100, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
+                     long_burn_in=96, r_lambda=10.0, data="runs/data/world-128-long", ckpt_every=10, eval_every=100),
     },
     # the avatar model starts from the world model (the same latent space, fine-tuned on avatar
     # clips; the DiT's weights transferred, its pose input new), see docs/training.md
@@ -127,14 +132,16 @@ PRESETS: dict[str, dict] = {
         "teacher": dict(transfer="assets/world/teacher", steps=600, batch_size=8, lr=2e-4, warmup=50, clip_latents=9,
                         eval_every=400),
         # the shipped model: adapt 5000 steps (1800, then 3200 more from the exported 1800), distill 400,
-        # adversarial 300, long 40 (docs/training.md)
+        # adversarial 300, long 40, then long 200 with burn-in on 513-frame clips (docs/training.md)
         "adapt": dict(steps=5000, batch_size=8, lr=2e-4, warmup=50, clip_latents=9, ema=0.999, recycle_noise=0.1,
                       eval_every=500),
         "distill": dict(steps=400, batch_size=8, lr=1e-4, warmup=50, eval_every=400),
         "adversarial": dict(steps=300, batch_size=4, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99,
                             r_lambda=10.0, d_warmup=20),
-        "long": dict(steps=40, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
-                     r_lambda=10.0),
+        # long videos: 4 trained segments of 8 latents after up to 96 latents of burn-in (16 s + 5 s),
+        # on 513-frame clips so that the real side stays the same clip's ground truth
+        "long": dict(steps=200, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
+                     long_burn_in=96, r_lambda=10.0, data="runs/data/avatar-128-long", ckpt_every=20, eval_every=100),
     },
 }
 

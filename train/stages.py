@@ -383,7 +383,10 @@ class AdversarialStage(DiffusionStage):
     through the keys and values of earlier frames. The discriminator (from adapt, plus a head)
     scores every frame. ``long``: the video is rolled out segment by segment, each segment
     starting from the detached KV cache of the previous one and back-propagated on its own,
-    and judged in a window that overlaps the previous segment.
+    and judged in a window that overlaps the previous segment. With ``long_burn_in`` the video
+    first runs for a random number of latent frames without gradients (the generator's own
+    rollout, as at inference), so the trained segments lie at a random depth of the video: the
+    minutes-long drift is reached at the cost of the few segments that are trained.
     """
 
     def __init__(self, cfg: TrainConfig):
@@ -395,10 +398,13 @@ class AdversarialStage(DiffusionStage):
         self.S = cfg.segment_latents if self.long else cfg.clip_latents - 1
         self.n_segments = max(1, cfg.long_latents // self.S) if self.long else 1
         self.overlap = cfg.segment_overlap if self.long else 0
+        self.burn = 0                                           # latent frames rolled out before segment 0
         self.phases = tuple(p for i in range(self.n_segments) for p in (f"disc{i}", f"gen{i}"))
         self.phase_optimizer = {p: p.rstrip("0123456789") for p in self.phases}
         if self.long and cfg.d_warmup:
             raise ValueError("d_warmup is for the adversarial stage (the long stage's generator phases carry the video)")
+        if cfg.long_burn_in and not self.long:
+            raise ValueError("long_burn_in is for the long stage")
         if self.long and cfg.teacher_forcing:
             raise ValueError("teacher forcing is an ablation of the adversarial stage only (no long ground truth)")
         d_params = [p_ for p_ in self.disc.parameters() if p_.requires_grad]
@@ -435,7 +441,8 @@ class AdversarialStage(DiffusionStage):
     def _new_video(self, rng: np.random.Generator, gen: torch.Generator) -> None:
         """Pick a real first frame and a control sequence for the whole video."""
         B = self.cfg.batch_size
-        total = self.n_segments * self.S
+        self.burn = int(rng.integers(0, self.cfg.long_burn_in + 1)) if self.cfg.long_burn_in else 0
+        total = self.burn + self.n_segments * self.S
         z, ctrl, warp = self.to_device(*self.train.sample(B, min(total, self.train.chunks.shape[1]), rng))
         while ctrl.shape[1] - 1 < total:  # long videos: chain controls of further clips
             _, more, more_warp = self.to_device(*self.train.sample(B, self.S, rng))
@@ -450,10 +457,20 @@ class AdversarialStage(DiffusionStage):
         with torch.no_grad():
             zero = torch.zeros(B, device=self.device)
             self.dit.step(self.cache, z[:, 0], z[:, 0], self._ctrl(ctrl[:, 0]), zero, 0, warp[:, 0])
+            ones = torch.ones(B, device=self.device)
+            prev = z[:, 0]
+            for k in range(1, self.burn + 1):                   # burn-in: the video so far, no gradients
+                prev = self.dit.step(self.cache, prev, self.randn(prev.shape, gen), self._ctrl(ctrl[:, k]), ones,
+                                     k, warp[:, k])
+                self.video = self.video[:1] + (self.video[1:] + [prev])[-max(self.overlap, 1):]
+
+    def _start(self, seg: int) -> int:
+        """Stream index of segment ``seg``'s first latent frame (after the first frame and the burn-in)."""
+        return 1 + self.burn + seg * self.S
 
     def _segment_inputs(self, seg: int, gen: torch.Generator):
         """Positions, noise and controls of segment ``seg``; rolls it out without gradients."""
-        a = 1 + seg * self.S
+        a = self._start(seg)
         pos = torch.arange(a, a + self.S, device=self.device)
         eps = self.randn((self.cfg.batch_size, self.S, *self.video[0].shape[1:]), gen)
         ctrl = self.ctrl[:, a:a + self.S]
@@ -472,13 +489,13 @@ class AdversarialStage(DiffusionStage):
 
     def _overlap(self, seg: int) -> int:
         """Frames from before segment ``seg`` in its discriminator window (none before the first)."""
-        return min(self.overlap, seg * self.S)
+        return min(self.overlap, self._start(seg) - 1)
 
     def _window_conditions(self, seg: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Controls and warp maps of the discriminator's window of segment ``seg`` (the first
         overlap frame's recycled slot holds the first frame, so its map goes to the first
         frame's camera)."""
-        a, o = 1 + seg * self.S, self._overlap(seg)
+        a, o = self._start(seg), self._overlap(seg)
         w = [self.warp[:, :1]]
         if o:
             w += [self.warp_first[:, a - o:a - o + 1], self.warp[:, a - o + 1:a]]
@@ -497,7 +514,7 @@ class AdversarialStage(DiffusionStage):
         video started from, it is that clip's ground truth: the same first frame and the same
         controls as the fake, so D(fake) - D(real) compares realism, not content (the paper's
         D(G(eps, c)) - D(x0, c)). Past the clip (long videos), real windows of other clips."""
-        a, o = 1 + seg * self.S, self._overlap(seg)
+        a, o = self._start(seg), self._overlap(seg)
         if a + self.S <= self.gt.shape[1]:
             return (torch.cat([self.gt[:, :1], self.gt[:, a - o:a + self.S]], 1), *self._window_conditions(seg))
         return self.to_device(*self.train.sample(self.cfg.batch_size, o + self.S, rng))
@@ -559,6 +576,30 @@ class AdversarialStage(DiffusionStage):
         keep = max(self.overlap, 1)
         self.video = self.video[:1] + self.video[1:][-keep:]    # constant memory over long videos
         return loss, {"g_loss": loss.item()}
+
+    @torch.no_grad()
+    def evaluate(self, step, out_dir):
+        metrics = super().evaluate(step, out_dir)
+        if not self.long:
+            return metrics
+        # the drift the long stage is for: a val rollout as long as the training videos, its last
+        # latents against the ground truth's (latent MSE) and its RMS against theirs (a growing
+        # RMS is the coloured mosaic of a diverging rollout)
+        self.dit.eval()
+        K = min(self.cfg.long_burn_in + self.n_segments * self.S, self.val.chunks.shape[1])
+        gen = torch.Generator().manual_seed(4321)
+        mse, ratio = [], []
+        for i in range(min(2, len(self.val))):
+            first, chunks, c, w = self.val.window(i, 0, K)
+            z0, cc, wc = self.to_device(torch.from_numpy(first)[None].float(), torch.from_numpy(c)[None].float(),
+                                        torch.from_numpy(w)[None].float())
+            z = rollout_one_step(self.dit, z0, self._ctrl(cc), K, gen, wc)[0, -self.S:].float()
+            gt = torch.from_numpy(chunks[-self.S:]).float().to(z.device)
+            mse.append(float(((z - gt) ** 2).mean()))
+            ratio.append(float(z.pow(2).mean().sqrt() / gt.pow(2).mean().sqrt()))
+        metrics.update({"long_latents": K, "long_last_mse": float(np.mean(mse)), "long_rms_ratio": float(np.mean(ratio))})
+        self.dit.train()
+        return metrics
 
     def export(self, out_dir, models):
         models["generator"].save_pretrained(out_dir / "generator")

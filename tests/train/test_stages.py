@@ -87,3 +87,54 @@ def test_discriminator_warmup_holds_the_generator(tiny_data, tmp_path):
     train(_cfg("adversarial", tiny_data, tmp_path, steps=4, d_warmup=2, ema=0.0, ckpt_every=2))   # resumes
     g4 = VideoDiT.from_pretrained(tmp_path / "adversarial" / "final" / "generator").state_dict()
     assert any(not torch.equal(g4[k], distilled[k]) for k in g4)
+
+
+def test_long_burn_in_is_the_generators_own_rollout(tiny_data, tmp_path):
+    """With long_burn_in the long stage's video first runs for a random number of latent frames
+    exactly as the streaming generator would (same noise, controls and KV cache); the trained
+    segments and their discriminator windows then start after it, with the overlap taken from
+    the burn-in."""
+    import numpy as np
+
+    from model.sampling import rollout_one_step
+    from train.stages import build_stage
+
+    for stage in ("autoencoder", "teacher", "adapt", "distill", "adversarial"):
+        train(_cfg(stage, tiny_data, tmp_path))
+    st = build_stage(_cfg("long", tiny_data, tmp_path, long_burn_in=7))
+    burns = set()
+    for s in range(40):
+        st._new_video(np.random.default_rng(s), torch.Generator().manual_seed(s))
+        burns.add(st.burn)
+        if st.burn >= 3:
+            break
+    assert st.burn >= 3 and burns <= set(range(8))
+    b = st.burn
+    ref = rollout_one_step(st.dit, st.video[0], st._ctrl(st.ctrl), b, torch.Generator().manual_seed(s), st.warp)
+    torch.testing.assert_close(st.video[-1], ref[:, b])
+    assert int(st.cache.positions.max()) == b and st._start(0) == 1 + b
+    pos, eps, ctrl, warp, rolled = st._segment_inputs(0, torch.Generator().manual_seed(1))
+    assert pos.tolist() == list(range(1 + b, 1 + b + st.S))
+    o = st._overlap(0)
+    assert o == min(st.overlap, b) and o > 0
+    window, w_ctrl, w_warp = st._window(0, rolled)
+    assert window.shape[1] == w_ctrl.shape[1] == w_warp.shape[1] == 1 + o + st.S
+    torch.testing.assert_close(window[:, 1:1 + o], ref[:, b - o + 1:b + 1])
+    torch.testing.assert_close(w_ctrl[:, 1:], st.ctrl[:, 1 + b - o:1 + b + st.S])
+    # the generator's loss back-propagates through the segment that follows the burn-in
+    st.seg_inputs = (pos, eps, ctrl, warp, rolled)
+    loss, _ = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in st.dit.parameters())
+    with pytest.raises(ValueError, match="long_burn_in"):
+        build_stage(_cfg("adversarial", tiny_data, tmp_path, long_burn_in=2))
+
+
+def test_long_stage_evaluates_the_drift_of_long_rollouts(tiny_data, tmp_path):
+    for stage in ("autoencoder", "teacher", "adapt", "distill", "adversarial"):
+        train(_cfg(stage, tiny_data, tmp_path))
+    train(_cfg("long", tiny_data, tmp_path, long_burn_in=2))
+    ev = [json.loads(x) for x in (tmp_path / "long" / "eval.jsonl").read_text().splitlines()]
+    last = ev[-1]
+    assert last["long_latents"] == 5                    # all of the tiny clips (5 latents after the first; 2 + 6 asked)
+    assert last["long_last_mse"] > 0 and 0 < last["long_rms_ratio"] < 10
