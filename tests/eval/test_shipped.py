@@ -19,8 +19,11 @@ from model.autoencoder import VideoAutoencoder
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CLIPS = 4
 MARGIN_DB = 1.0
-AVATAR_PSNR = 18.30     # dB over frames 1-24, measured at ship time (full AAPT; repeating the first frame: 15.16)
-AVATAR_AKD = 0.880      # torso lengths over frames 0-48, measured at ship time (test clip 0 shows nobody)
+WORLD_PSNR = 25.44      # dB over frames 1-24, measured at ship time (full AAPT with the burn-in long stage)
+# The avatar's rooms hang photos from this machine's photo library (data/photo.py), which grows with
+# Debian's opencv-doc (.ci/run installs it): references measured at ship time with and without it
+# (PSNR dB over frames 1-24, AKD in torso lengths over frames 0-48; MediaPipe finds nobody in clip 0).
+AVATAR_REFS = {True: (17.64, 0.811), False: (17.53, 0.773)}
 
 
 def _first_second(name: str, source: str, frames: int = 25):
@@ -42,20 +45,23 @@ def _first_second(name: str, source: str, frames: int = 25):
 def test_world_generator_first_second_psnr():
     runs = _first_second("world", "world")
     score = float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
-    assert score > 25.56 - MARGIN_DB, score          # measured 25.56 dB at ship time (full AAPT; distill: 25.60)
+    assert score > WORLD_PSNR - MARGIN_DB, score     # (distill: 25.60)
 
 
 def test_avatar_generator_first_second_psnr_and_pose():
     pytest.importorskip("mediapipe")
     from eval.pose import pose_errors
 
+    from data.photo import list_photos
+
+    ref_psnr, ref_akd = AVATAR_REFS[any(n.startswith("opencv-doc/") for n in list_photos())]
     runs = _first_second("avatar", "avatar", frames=49)
     score = float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
-    assert score > AVATAR_PSNR - MARGIN_DB, score
+    assert score > ref_psnr - MARGIN_DB, score
     akd = [pose_errors(v, c.landmarks)["akd"] for c, v in runs]
     assert np.isfinite(akd).sum() >= 2, akd           # MediaPipe finds the generated person
     akd = float(np.nanmean(akd))
-    assert akd < AVATAR_AKD * 1.25, akd
+    assert akd < ref_akd * 1.25, akd
 
 
 def test_shipped_fvd_lite_network_sees_motion():
