@@ -13,6 +13,7 @@ control [0, control[j + 1 : j + 1 + K]] and warp [I, warp[j + 1 : j + 1 + K]].
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,10 @@ def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, con
             del x, z, s
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **arrays, starts=np.array(starts), seeds=np.array([reader.meta(i).get("seed", i) for i in range(n)]))
+    # written under a temporary name and renamed: a reader never sees a half-written cache
+    tmp = out.with_name(f"{out.stem}.tmp-{os.getpid()}.npz")
+    np.savez(tmp, **arrays, starts=np.array(starts), seeds=np.array([reader.meta(i).get("seed", i) for i in range(n)]))
+    os.replace(tmp, out)
     return out
 
 

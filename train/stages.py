@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from data.shards import ShardReader
 from data.video import contact_sheet, write_mp4
@@ -15,7 +16,7 @@ from model.autoencoder import VideoAutoencoder
 from train import losses
 from train.config import TrainConfig
 from train.data import ChunkSampler, to_pixels, to_uint8
-from train.loop import Stage
+from train.loop import Stage, _rank
 
 
 def split_dir(cfg: TrainConfig, split: str) -> str:
@@ -157,8 +158,12 @@ def latent_cache(cfg: TrainConfig, ae: VideoAutoencoder, split: str, grid: int, 
         n = min(n, limit) if limit else n
         data = hashlib.sha256(shards.encode()).hexdigest()[:6]
         path = Path(cfg.run_dir) / "latents" / f"{split}-{cfg.control}-{ae_fp}-{data}-{n}.npz"
-        if not path.exists():
+        # under torchrun rank 0 encodes while the others wait (all ranks pass the barrier, whether
+        # or not they saw the file)
+        if _rank() == 0 and not path.exists():
             encode_shards(ae, shards, path, cfg.control, grid, tuple(range(0, 17, 2)), limit)
+        if dist.is_initialized():
+            dist.barrier()
         parts.append(LatentWindows.load(path))
     return LatentWindows.concat(parts)
 
