@@ -60,10 +60,13 @@ def photo_clip(seed: int, n_frames: int, size: int) -> Clip:
     start = CameraState(yaw=float(rng.uniform(-1, 1) * limits.yaw_range),
                         pitch=float(rng.uniform(-1, 1) * limits.pitch_deg),
                         fov_x=float(rng.uniform(limits.fov_min, limits.fov_max)))
-    # a full 360-degree turn means nothing inside one photo, and pans inside one are slower
+    # a full 360-degree turn means nothing inside one photo, and pans inside one are slower: the
+    # trajectories turn at world speeds for a ~70-degree view, while a view inside a photo is often
+    # 10-40 degrees wide, where the same degrees per frame sweep the frame in a few frames and
+    # bounce off the photo's edges every few more. Rates scale with the widest view instead.
     controls = camera_trajectory(rng, n_frames, allow_translation=False, allow_zoom=True,
                                  segments=("idle", "burst", "sweep", "reversal"))
-    controls[:, :3] *= 0.5
+    controls[:, :3] *= 0.5 * min(1.0, limits.fov_max / 70.0)
     controls = fold_controls(controls, start, limits)
     return photo_pan_clip_from_image(image, controls, size, photo_fov_x, start, limits,
                                      meta={"seed": seed, "photo": name, "flip": flip})

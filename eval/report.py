@@ -121,7 +121,8 @@ def strip(video_dir: Path, path: Path, frames: tuple[int, ...] = (0, 12, 24, 48,
 
 def section(name: str, r: dict, results: Path, out: Path) -> str:
     """The markdown section of one result (table, revisit line, drift plot, strip)."""
-    parts = [f"### {name}: {r['model']} model, {r['clips']} clips x {r['frames']} frames "
+    on = f" on {r['source']} clips" if r.get("source") not in (None, r["model"]) else ""
+    parts = [f"### {name}: {r['model']} model{on}, {r['clips']} clips x {r['frames']} frames "
              f"({r['frames'] / 24:.0f} s), windows of {r['window']} frames",
              "", "`" + r.get("command", f"python -m eval --model assets/{r['model']} --clips {r['clips']} "
                                       f"--frames {r['frames']} --window {r['window']} --json")

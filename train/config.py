@@ -53,6 +53,8 @@ class TrainConfig:
     ssim_weight: float = 0.2
     latent_noise: float = 0.1           # noise on latents before decoding (robust decoder)
     latent_l2: float = 1e-4
+    ae_train: str = "all"               # all | decoder: the encoder frozen, so the latent space (and every DiT
+                                        # trained in it) is unchanged and the latent statistics are kept
     # DiT stages
     clip_latents: int = 9               # latent frames per training window (first frame + 8)
     latent_clips: int = 0               # training clips to encode into the latent cache, 0 = all
@@ -83,6 +85,10 @@ class TrainConfig:
             raise ConfigError(f"precision must be bf16 or fp32, got {self.precision!r}")
         if self.control not in ("camera", "pose", "none"):
             raise ConfigError(f"control must be camera, pose or none, got {self.control!r}")
+        if self.ae_train not in ("all", "decoder"):
+            raise ConfigError(f"ae_train must be all or decoder, got {self.ae_train!r}")
+        if self.ae_train == "decoder" and self.stage == "autoencoder" and not self.init:
+            raise ConfigError("ae_train=decoder fine-tunes a trained autoencoder: set init")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
 
@@ -120,6 +126,27 @@ PRESETS: dict[str, dict] = {
         # 513-frame clips (docs/training.md)
         "long": dict(steps=100, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
                      long_burn_in=96, r_lambda=10.0, data="runs/data/world-128-long", ckpt_every=10, eval_every=100),
+    },
+    # stop 18: the shipped world models fine-tuned on the world + photo-pan mix, each from its shipped
+    # self (assets/world/<stage>): the autoencoder's decoder only (its encoder, hence the latent space
+    # every DiT works in, unchanged), then each DiT stage in the order of the recipe (docs/training.md)
+    "world-mix-128": {
+        "common": dict(ae_preset="small", dit_preset="small", control="camera", reproject=True,
+                       data="runs/data/world-128,runs/data/photo-128", run_dir="runs/world-mix-128", log_every=20,
+                       ckpt_every=100, eval_every=1000, t_min=0.1),
+        "autoencoder": dict(init="assets/world/autoencoder", ae_train="decoder", steps=2000, batch_size=12, lr=1e-4,
+                            warmup=50, crop=64, lr_schedule="cosine", eval_every=500),
+        "teacher": dict(init="assets/world/teacher", steps=300, batch_size=8, lr=1e-4, warmup=20, clip_latents=9,
+                        eval_every=300),
+        "adapt": dict(init="assets/world/adapt", steps=800, batch_size=8, lr=1e-4, warmup=20, clip_latents=9,
+                      ema=0.99, recycle_noise=0.1, eval_every=400),
+        "distill": dict(init="assets/world/distill", teacher="runs/world-mix-128/adapt/final/model", steps=200,
+                        batch_size=8, lr=5e-5, warmup=20, eval_every=200),
+        "adversarial": dict(init="assets/world/adversarial", steps=100, batch_size=4, lr=1e-5, d_lr=2e-4, beta1=0.0,
+                            beta2=0.9, ema=0.99, r_lambda=10.0, d_warmup=20, ckpt_every=20, eval_every=100),
+        "long": dict(steps=100, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
+                     long_burn_in=96, r_lambda=10.0, data="runs/data/world-128-long,runs/data/photo-128-long",
+                     ckpt_every=10, eval_every=100),
     },
     # the avatar model starts from the world model (the same latent space, fine-tuned on avatar
     # clips; the DiT's weights transferred, its pose input new), see docs/training.md

@@ -52,7 +52,9 @@ class AutoencoderStage(Stage):
         self.ae = VideoAutoencoder.from_pretrained(init) if init else VideoAutoencoder(AE_PRESETS[cfg.ae_preset])
         self.ae.to(self.device)
         self.models = {"model": self.ae}
-        self.phase_params = {"main": list(self.ae.parameters())}
+        if cfg.ae_train == "decoder":
+            self.ae.encoder.requires_grad_(False)
+        self.phase_params = {"main": [p for p in self.ae.parameters() if p.requires_grad]}
         self.phase_lr = {"main": cfg.lr}
         self.train = ShardReader(split_dir(cfg, "train"))
         self.val = ShardReader(split_dir(cfg, "val"))
@@ -70,27 +72,36 @@ class AutoencoderStage(Stage):
 
     @torch.no_grad()
     def evaluate(self, step, out_dir):
+        """Reconstruction of the first 33 frames of 4 val clips of each source in the mix."""
         self.ae.eval()
-        n = min(4, len(self.val))
         fpl = self.ae.config.frames_per_latent
         F = 1 + fpl * ((min(self.val.frame_shape[0], 33) - 1) // fpl)
-        psnrs, ssims, rows = [], [], []
+        out, rows, all_psnr, all_ssim = {}, [], [], []
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-            for i in range(n):
-                x = to_pixels(self.val.frames(i)[:F])[None].to(self.device)
-                x_hat = self.ae.decode(self.ae.encode(x)).float()
-                psnrs.append(_psnr(x_hat, x))
-                ssims.append(losses.ssim(x_hat[0].clamp(-1, 1), x[0]).item())
-                rows += [to_uint8(x[0, ::4]), to_uint8(x_hat[0, ::4])]
-                if i == 0:
-                    write_mp4(out_dir / f"step-{step:07d}.mp4", np.concatenate([to_uint8(x[0]), to_uint8(x_hat[0])], 2))
+            for s, val_dir in enumerate(split_dir(self.cfg, "val").split(",")):
+                reader = ShardReader(val_dir)
+                psnrs = []
+                for i in range(min(4, len(reader))):
+                    x = to_pixels(reader.frames(i)[:F])[None].to(self.device)
+                    x_hat = self.ae.decode(self.ae.encode(x)).float()
+                    psnrs.append(_psnr(x_hat, x))
+                    all_ssim.append(losses.ssim(x_hat[0].clamp(-1, 1), x[0]).item())
+                    rows += [to_uint8(x[0, ::4]), to_uint8(x_hat[0, ::4])]
+                    if i == 0:
+                        write_mp4(out_dir / f"step-{step:07d}-{s}.mp4",
+                                  np.concatenate([to_uint8(x[0]), to_uint8(x_hat[0])], 2))
+                out[f"val_psnr_{Path(val_dir).parent.name}"] = float(np.mean(psnrs))
+                all_psnr += psnrs
         contact_sheet(rows, out_dir / f"step-{step:07d}.png")
         self.ae.train()
-        return {"val_psnr": float(np.mean(psnrs)), "val_ssim": float(np.mean(ssims))}
+        return {"val_psnr": float(np.mean(all_psnr)), "val_ssim": float(np.mean(all_ssim)), **out}
 
     def export(self, out_dir, models):
         """Save with per-channel latent statistics measured on training clips (DiT normalisation)."""
         ae = models["model"]
+        if self.cfg.ae_train == "decoder":   # same encoder: the DiTs' normalisation must not move
+            ae.save_pretrained(out_dir / "model")
+            return
         mean, std = latent_statistics(ae, self.train, clips=32)
         # a new config, not an edit of the one the model was built with (a shared preset object)
         ae.config = replace(ae.config, latent_mean=tuple(mean), latent_std=tuple(std))
@@ -190,6 +201,13 @@ class DiffusionStage(Stage):
         grid = self.latent_size // self.dit.config.patch
         self.train = latent_cache(cfg, self.ae, "train", grid, limit=cfg.latent_clips or None)
         self.val = latent_cache(cfg, self.ae, "val", grid, limit=16)
+        # (name, first latent window, first pixel clip, clips rolled out) of each source of the mix: the val latents
+        # hold the first 16 clips of each directory, the pixel reader all of them
+        self.val_sources, lat, pix = [], 0, 0
+        for d in split_dir(cfg, "val").split(","):
+            n = len(ShardReader(d))
+            self.val_sources.append((Path(d).parent.name, lat, pix, min(n, 2)))
+            lat, pix = lat + min(n, 16), pix + n
         self.models = {"model": self.dit}
         self.ema_model = "model"
         self.phase_params = {"main": [p_ for p_ in self.dit.parameters() if p_.requires_grad]}
@@ -283,22 +301,26 @@ class DiffusionStage(Stage):
             metrics["onecall_mse"] = float(((x0[:, 2:] - z[:, 2:]) ** 2).mean())
             metrics["copy_prev_mse"] = float(((z[:, 1:-1] - z[:, 2:]) ** 2).mean())
         # rollouts decoded to pixels against the ground-truth clip
-        n = 2
         fpl = self.ae.config.frames_per_latent
         psnr_m, psnr_r, rows = [], [], []
-        for i in range(n):
-            first, chunks, c, w = self.val.window(i, 0, K)
+        clips = [(name, lat + j, pix + j) for name, lat, pix, n in self.val_sources for j in range(n)]
+        for i, (name, i_lat, i_pix) in enumerate(clips):
+            first, chunks, c, w = self.val.window(i_lat, 0, K)
             zc, cc, wc = self.to_device(torch.from_numpy(np.concatenate([first[None], chunks]))[None].float(),
                                         torch.from_numpy(c)[None].float(), torch.from_numpy(w)[None].float())
             zg = self.generate(zc[:, 0], cc, K, gen, wc)
             x_gen = self.ae.decode(self.ae.denormalize(zg)).float().clamp(-1, 1)[0]          # (1 + fpl K, 3, H, W)
-            x_gt = to_pixels(self.val_pixels.frames(i)[: 1 + fpl * K]).to(self.device)
+            x_gt = to_pixels(self.val_pixels.frames(i_pix)[: 1 + fpl * K]).to(self.device)
             psnr_m.append(np.mean([_psnr(a, b) for a, b in zip(x_gen[1:], x_gt[1:])]))
             psnr_r.append(np.mean([_psnr(x_gt[0], b) for b in x_gt[1:]]))
+            if len(self.val_sources) > 1:
+                metrics.setdefault(f"psnr_model_{name}", []).append(psnr_m[-1])
+                metrics.setdefault(f"psnr_repeat_{name}", []).append(psnr_r[-1])
             rows += [to_uint8(x_gt[::fpl]), to_uint8(x_gen[::fpl])]
             if i == 0:
                 write_mp4(out_dir / f"step-{step:07d}.mp4", np.concatenate([to_uint8(x_gt), to_uint8(x_gen)], 2))
         contact_sheet(rows, out_dir / f"step-{step:07d}.png")
+        metrics = {k: float(np.mean(v)) if isinstance(v, list) else v for k, v in metrics.items()}
         metrics.update(psnr_model=float(np.mean(psnr_m)), psnr_repeat=float(np.mean(psnr_r)))
         self.dit.train()
         return metrics

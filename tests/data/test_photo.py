@@ -61,6 +61,19 @@ def test_registered_and_deterministic():
     assert np.allclose(a.w2c[:, :3, 3], 0) and np.allclose(a.controls[:, 3:6], 0) and not a.controls[0].any()
 
 
+def test_pans_move_at_screen_speeds_a_person_would_pan():
+    """Rates scale with the view inside the photo: a narrow (10-40 degree) view turned at a
+    wide view's degrees per frame swept the frame in a few frames (measured before: up to 11 px
+    per frame at 128 px, median 3.4, on 16 val clips; now at most 3.2, median 1.7), but they move."""
+    speeds = []
+    for seed in range(8):
+        clip = photo_clip(seed, 49, 128)
+        R = clip.w2c[:, :3, :3]
+        angle = [math.acos(np.clip((np.trace(R[f + 1] @ R[f].T) - 1) / 2, -1, 1)) for f in range(48)]
+        speeds.append(float(np.mean(np.array(angle) * clip.K[:-1, 0, 0])))   # px per frame at the centre
+    assert max(speeds) < 4.0 and np.median(speeds) > 0.5, speeds
+
+
 @pytest.mark.parametrize("axis,value", [(0, 3.0), (1, -1.5), (2, 2.0), (6, 0.05)])
 def test_gt_homography_maps_frame_to_next(axis, value):
     """Warping frame 0 by K1 R1 R0^T K0^-1 reproduces frame 1; the opposite motion does not."""

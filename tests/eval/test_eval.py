@@ -89,6 +89,7 @@ def test_report_tables_plots_and_readme_block(tmp_path):
     (res / "avatar-96.json").write_text(json.dumps({
         "model": "avatar", "source": "avatar", "control": "pose", "clips": 2, "frames": 97, "window": 48,
         "windows": [[0, 48], [48, 96]], "methods": {"aapt": a}, "floor": {"akd": [0.2, 0.2], "missing": [0.0, 0.0]}}))
+    (res / "photo-480.json").write_text(json.dumps(dict(r, source="photo")))   # the world model on photo pans
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "world-7200.md").write_text("### world-7200: an earlier session's section\n")
     text = build(res, tmp_path / "docs")
@@ -96,6 +97,7 @@ def test_report_tables_plots_and_readme_block(tmp_path):
     assert text.index("### avatar-96") < text.index("### world-480") < text.index("### world-7200")
     assert json.loads((tmp_path / "docs" / "world-480.json").read_text()) == r   # the record beside it
     assert build(tmp_path / "empty", tmp_path / "docs") == text    # nothing new: the same report
+    assert "### photo-480: world model on photo clips" in text and "### world-480: world model," in text
     assert "**AAPT**" in text and "3.00" in text and "ground truth (estimator floor)" in text
     assert "ground truth (MediaPipe floor)" in text and "0.450" in text and "1.17" in text
     assert "| 1.39 |" in text and "| 2.25 |" in text          # RotErr 1.25 / floor 0.9, AKD 0.45 / floor 0.2

@@ -20,10 +20,23 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CLIPS = 4
 MARGIN_DB = 1.0
 WORLD_PSNR = 25.44      # dB over frames 1-24, measured at ship time (full AAPT with the burn-in long stage)
+PHOTO_PSNR = 17.84      # the same on 4 photo-pan test clips (repeating the first frame: 21.44): the shipped
+                        # world model has not yet learnt photos (docs/training.md, stop 18)
 # The avatar's rooms hang photos from this machine's photo library (data/photo.py), which grows with
 # Debian's opencv-doc (.ci/run installs it): references measured at ship time with and without it
 # (PSNR dB over frames 1-24, AKD in torso lengths over frames 0-48; MediaPipe finds nobody in clip 0).
 AVATAR_REFS = {True: (17.64, 0.811), False: (17.53, 0.773)}
+
+
+def _test_seeds(source: str) -> list[int]:
+    """The first test seeds of a source. Photo pans: only seeds whose photo is not one of
+    opencv-doc's, which are then the same clips with or without it (rendezvous hashing)."""
+    if source != "photo":
+        return [split_seed("test", i) for i in range(CLIPS)]
+    from data.photo import pick_photo
+
+    seeds = (split_seed("test", i) for i in range(1000))
+    return [s for s in seeds if not pick_photo(s).startswith("opencv-doc/")][:CLIPS]
 
 
 def _first_second(name: str, source: str, frames: int = 25):
@@ -33,8 +46,8 @@ def _first_second(name: str, source: str, frames: int = 25):
     ae = VideoAutoencoder.from_pretrained(d / "autoencoder").eval()
     dit = load_method(d, "aapt")
     out = []
-    for i in range(CLIPS):
-        clip = make_clip(source, split_seed("test", i), frames, 128)
+    for i, seed in enumerate(_test_seeds(source)):
+        clip = make_clip(source, seed, frames, 128)
         ctl = Controls(K=clip.K, w2c=clip.w2c, landmarks=clip.landmarks)
         with torch.no_grad():
             video = generate(ae, dit, "aapt", clip.frames[0], ctl, frames, seed=i)
@@ -46,6 +59,13 @@ def test_world_generator_first_second_psnr():
     runs = _first_second("world", "world")
     score = float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
     assert score > WORLD_PSNR - MARGIN_DB, score     # (distill: 25.60)
+
+
+def test_world_generator_continues_photos():
+    """Uploaded photos: the world generator on held-out photo pans."""
+    runs = _first_second("world", "photo")
+    score = float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
+    assert score > PHOTO_PSNR - MARGIN_DB, score
 
 
 def test_avatar_generator_first_second_psnr_and_pose():

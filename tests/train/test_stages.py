@@ -67,6 +67,8 @@ def test_a_mix_of_sources_trains_with_one_cache_per_source(tiny_data, tmp_path):
     train(_cfg("teacher", f"{tiny_data},{photo}", run, latent_clips=0))
     caches = sorted(p.name for p in (run / "latents").glob("train-*.npz"))
     assert len(caches) == 2 and caches[0].endswith("-6.npz") != caches[1].endswith("-6.npz")   # 6 world, 3 photo
+    last = json.loads((run / "teacher" / "eval.jsonl").read_text().splitlines()[-1])   # rollouts of each source
+    assert {"psnr_model", "psnr_model_photo", f"psnr_model_{tiny_data.name}", "psnr_repeat_photo"} <= set(last)
 
 
 def test_discriminator_warmup_holds_the_generator(tiny_data, tmp_path):
@@ -138,3 +140,25 @@ def test_long_stage_evaluates_the_drift_of_long_rollouts(tiny_data, tmp_path):
     last = ev[-1]
     assert last["long_latents"] == 5                    # all of the tiny clips (5 latents after the first; 2 + 6 asked)
     assert last["long_last_mse"] > 0 and 0 < last["long_rms_ratio"] < 10
+
+
+def test_decoder_only_fine_tune_keeps_the_latent_space(tiny_data, tmp_path):
+    """ae_train=decoder on a mix: the encoder (and the latent statistics the DiTs normalise with) stay
+    exactly those of the init, the decoder moves, and the evaluation reports each source."""
+    from data.build import build
+
+    photo = tmp_path / "photo"
+    build("photo", "train", clips=3, n_frames=21, size=32, out=str(photo), per_shard=3, workers=1)
+    build("photo", "val", clips=1, n_frames=21, size=32, out=str(photo), per_shard=1, workers=1)
+    base = train(_cfg("autoencoder", tiny_data, tmp_path / "base"))
+    run = tmp_path / "ft"
+    final = train(_cfg("autoencoder", f"{tiny_data},{photo}", run, init=str(base / "model"), ae_train="decoder"))
+    before, after = VideoAutoencoder.from_pretrained(base / "model"), VideoAutoencoder.from_pretrained(final / "model")
+    assert after.config == before.config
+    for k, v in before.encoder.state_dict().items():
+        assert torch.equal(v, after.encoder.state_dict()[k]), k
+    assert any(not torch.equal(v, after.decoder.state_dict()[k]) for k, v in before.decoder.state_dict().items())
+    last = json.loads((run / "autoencoder" / "eval.jsonl").read_text().splitlines()[-1])
+    assert {"val_psnr", "val_psnr_photo", f"val_psnr_{tiny_data.name}"} <= set(last)
+    with pytest.raises(Exception, match="init"):
+        _cfg("autoencoder", tiny_data, run, ae_train="decoder")
