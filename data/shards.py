@@ -48,20 +48,27 @@ class ShardReader:
         parts = root.split(",") if isinstance(root, str) else root if isinstance(root, (list, tuple)) else [root]
         self.roots = [Path(str(r).strip()) for r in parts]
         self.root = self.roots[0]
-        metas = [m for r in self.roots for m in sorted(r.glob("*.json"))]
-        if not metas:
+        if not any(m for r in self.roots for m in r.glob("*.json")):
             raise FileNotFoundError(f"no shards under {', '.join(str(r) for r in self.roots)}")
         self._frames, self._truth, self._meta, self._index = [], [], [], []
-        for s, mpath in enumerate(metas):
-            prefix = str(mpath)[: -len(".json")]
-            if prefix.endswith(".tmp"):
-                continue
-            self._frames.append(np.load(f"{prefix}.frames.npy", mmap_mode="r"))
-            with np.load(f"{prefix}.truth.npz") as z:
-                self._truth.append({k: z[k] for k in z.files})
-            meta = json.loads(mpath.read_text())
-            self._meta.append(meta)
-            self._index += [(len(self._frames) - 1, i) for i in range(len(meta))]
+        self._sources = []                                      # (root, first clip, clips) per root
+        for root in self.roots:
+            first = len(self._index)
+            for mpath in sorted(root.glob("*.json")):
+                prefix = str(mpath)[: -len(".json")]
+                if prefix.endswith(".tmp"):
+                    continue
+                self._frames.append(np.load(f"{prefix}.frames.npy", mmap_mode="r"))
+                with np.load(f"{prefix}.truth.npz") as z:
+                    self._truth.append({k: z[k] for k in z.files})
+                meta = json.loads(mpath.read_text())
+                self._meta.append(meta)
+                self._index += [(len(self._frames) - 1, i) for i in range(len(meta))]
+            self._sources.append((root, first, len(self._index) - first))
+
+    def sources(self) -> list[tuple[Path, int, int]]:
+        """(directory, index of its first clip, number of clips) of each directory of the mix."""
+        return list(self._sources)
 
     def __len__(self) -> int:
         return len(self._index)

@@ -78,19 +78,18 @@ class AutoencoderStage(Stage):
         F = 1 + fpl * ((min(self.val.frame_shape[0], 33) - 1) // fpl)
         out, rows, all_psnr, all_ssim = {}, [], [], []
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-            for s, val_dir in enumerate(split_dir(self.cfg, "val").split(",")):
-                reader = ShardReader(val_dir)
+            for s, (val_dir, first, n) in enumerate(self.val.sources()):
                 psnrs = []
-                for i in range(min(4, len(reader))):
-                    x = to_pixels(reader.frames(i)[:F])[None].to(self.device)
+                for i in range(first, first + min(4, n)):
+                    x = to_pixels(self.val.frames(i)[:F])[None].to(self.device)
                     x_hat = self.ae.decode(self.ae.encode(x)).float()
                     psnrs.append(_psnr(x_hat, x))
                     all_ssim.append(losses.ssim(x_hat[0].clamp(-1, 1), x[0]).item())
                     rows += [to_uint8(x[0, ::4]), to_uint8(x_hat[0, ::4])]
-                    if i == 0:
+                    if i == first:
                         write_mp4(out_dir / f"step-{step:07d}-{s}.mp4",
                                   np.concatenate([to_uint8(x[0]), to_uint8(x_hat[0])], 2))
-                out[f"val_psnr_{Path(val_dir).parent.name}"] = float(np.mean(psnrs))
+                out[f"val_psnr_{val_dir.parent.name}"] = float(np.mean(psnrs))
                 all_psnr += psnrs
         contact_sheet(rows, out_dir / f"step-{step:07d}.png")
         self.ae.train()
@@ -136,6 +135,7 @@ from model.dit import VideoDiT, maps_from_first, transfer_weights  # noqa: E402
 from model.sampling import rollout_one_step, sample_bidirectional, sample_causal  # noqa: E402
 from train.latents import LatentWindows, encode_shards  # noqa: E402
 
+VAL_LATENT_CLIPS = 16      # val clips of each data directory in the DiT stages' latent cache
 PREVIOUS = {"adapt": "teacher", "distill": "adapt", "adversarial": "distill", "long": "adversarial"}
 
 
@@ -200,14 +200,13 @@ class DiffusionStage(Stage):
         self.dit.gradient_checkpointing = cfg.grad_checkpointing
         grid = self.latent_size // self.dit.config.patch
         self.train = latent_cache(cfg, self.ae, "train", grid, limit=cfg.latent_clips or None)
-        self.val = latent_cache(cfg, self.ae, "val", grid, limit=16)
+        self.val = latent_cache(cfg, self.ae, "val", grid, limit=VAL_LATENT_CLIPS)
         # (name, first latent window, first pixel clip, clips rolled out) of each source of the mix: the val latents
-        # hold the first 16 clips of each directory, the pixel reader all of them
-        self.val_sources, lat, pix = [], 0, 0
-        for d in split_dir(cfg, "val").split(","):
-            n = len(ShardReader(d))
-            self.val_sources.append((Path(d).parent.name, lat, pix, min(n, 2)))
-            lat, pix = lat + min(n, 16), pix + n
+        # hold the first VAL_LATENT_CLIPS clips of each directory, the pixel reader all of them
+        self.val_sources, lat = [], 0
+        for d, pix, n in self.val_pixels.sources():
+            self.val_sources.append((d.parent.name, lat, pix, min(n, 2)))
+            lat += min(n, VAL_LATENT_CLIPS)
         self.models = {"model": self.dit}
         self.ema_model = "model"
         self.phase_params = {"main": [p_ for p_ in self.dit.parameters() if p_.requires_grad]}
@@ -302,7 +301,7 @@ class DiffusionStage(Stage):
             metrics["copy_prev_mse"] = float(((z[:, 1:-1] - z[:, 2:]) ** 2).mean())
         # rollouts decoded to pixels against the ground-truth clip
         fpl = self.ae.config.frames_per_latent
-        psnr_m, psnr_r, rows = [], [], []
+        psnr_m, psnr_r, rows, by_source = [], [], [], {}
         clips = [(name, lat + j, pix + j) for name, lat, pix, n in self.val_sources for j in range(n)]
         for i, (name, i_lat, i_pix) in enumerate(clips):
             first, chunks, c, w = self.val.window(i_lat, 0, K)
@@ -313,14 +312,14 @@ class DiffusionStage(Stage):
             x_gt = to_pixels(self.val_pixels.frames(i_pix)[: 1 + fpl * K]).to(self.device)
             psnr_m.append(np.mean([_psnr(a, b) for a, b in zip(x_gen[1:], x_gt[1:])]))
             psnr_r.append(np.mean([_psnr(x_gt[0], b) for b in x_gt[1:]]))
-            if len(self.val_sources) > 1:
-                metrics.setdefault(f"psnr_model_{name}", []).append(psnr_m[-1])
-                metrics.setdefault(f"psnr_repeat_{name}", []).append(psnr_r[-1])
+            by_source.setdefault(f"psnr_model_{name}", []).append(psnr_m[-1])
+            by_source.setdefault(f"psnr_repeat_{name}", []).append(psnr_r[-1])
             rows += [to_uint8(x_gt[::fpl]), to_uint8(x_gen[::fpl])]
             if i == 0:
                 write_mp4(out_dir / f"step-{step:07d}.mp4", np.concatenate([to_uint8(x_gt), to_uint8(x_gen)], 2))
         contact_sheet(rows, out_dir / f"step-{step:07d}.png")
-        metrics = {k: float(np.mean(v)) if isinstance(v, list) else v for k, v in metrics.items()}
+        if len(self.val_sources) > 1:                           # a mix: each source's rollouts too
+            metrics.update({k: float(np.mean(v)) for k, v in by_source.items()})
         metrics.update(psnr_model=float(np.mean(psnr_m)), psnr_repeat=float(np.mean(psnr_r)))
         self.dit.train()
         return metrics
