@@ -127,9 +127,11 @@ PRESETS: dict[str, dict] = {
         "long": dict(steps=100, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
                      long_burn_in=96, r_lambda=10.0, data="runs/data/world-128-long", ckpt_every=10, eval_every=100),
     },
-    # stop 18: the shipped world models fine-tuned on the world + photo-pan mix, each from its shipped
-    # self (assets/world/<stage>): the autoencoder's decoder only (its encoder, hence the latent space
-    # every DiT works in, unchanged), then each DiT stage in the order of the recipe (docs/training.md)
+    # assets/world-mix (stops 18 and 22): the world-only models (world-128, assets/world) fine-tuned on the
+    # world + photo-pan mix. The autoencoder's decoder only (its encoder, hence the latent space every
+    # DiT works in, unchanged) and the adapt model from their world-only selves, then the one-step chain
+    # in the order of the recipe: distill from the mix adapt, adversarial from that, long from that.
+    # The teacher stays the world-only one (docs/training.md "World + photo-pan mix").
     "world-mix-128": {
         "common": dict(ae_preset="small", dit_preset="small", control="camera", reproject=True,
                        data="runs/data/world-128,runs/data/photo-128", run_dir="runs/world-mix-128", log_every=20,
@@ -138,15 +140,15 @@ PRESETS: dict[str, dict] = {
                             warmup=50, crop=64, lr_schedule="cosine", eval_every=500),
         "teacher": dict(init="assets/world/teacher", steps=300, batch_size=8, lr=1e-4, warmup=20, clip_latents=9,
                         eval_every=300),
+        # shipped: 800 steps at lr 1e-4, then 2000 more at 2e-4 (docs/training.md)
         "adapt": dict(init="assets/world/adapt", steps=800, batch_size=8, lr=1e-4, warmup=20, clip_latents=9,
                       ema=0.99, recycle_noise=0.1, eval_every=400),
-        "distill": dict(init="assets/world/distill", teacher="runs/world-mix-128/adapt/final/model", steps=200,
-                        batch_size=8, lr=5e-5, warmup=20, eval_every=200),
-        "adversarial": dict(init="assets/world/adversarial", steps=100, batch_size=4, lr=1e-5, d_lr=2e-4, beta1=0.0,
-                            beta2=0.9, ema=0.99, r_lambda=10.0, d_warmup=20, ckpt_every=20, eval_every=100),
-        "long": dict(steps=100, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
+        "distill": dict(steps=400, batch_size=8, lr=1e-4, warmup=50, eval_every=200, ckpt_every=50),
+        "adversarial": dict(steps=200, batch_size=4, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99,
+                            r_lambda=10.0, d_warmup=20, ckpt_every=20, eval_every=100),
+        "long": dict(steps=150, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
                      long_burn_in=96, r_lambda=10.0, data="runs/data/world-128-long,runs/data/photo-128-long",
-                     ckpt_every=10, eval_every=100),
+                     ckpt_every=10, eval_every=50),
     },
     # the avatar model starts from the world model (the same latent space, fine-tuned on avatar
     # clips; the DiT's weights transferred, its pose input new), see docs/training.md
