@@ -58,23 +58,25 @@ def _first_second(name: str, source: str, frames: int = 25):
     return out
 
 
+def _first_second_psnr(runs) -> float:
+    """Mean PSNR over frames 1-24 of (clip, video) pairs."""
+    return float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
+
+
 def test_world_generator_first_second_psnr():
-    runs = _first_second("world", "world")
-    score = float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
+    score = _first_second_psnr(_first_second("world", "world"))
     assert score > WORLD_PSNR - MARGIN_DB, score     # (distill: 25.60)
 
 
 def test_world_generator_continues_photos():
     """Uploaded photos: the world generator on held-out photo pans."""
-    runs = _first_second("world", "photo")
-    score = float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
+    score = _first_second_psnr(_first_second("world", "photo"))
     assert score > PHOTO_PSNR - MARGIN_DB, score
 
 
 @pytest.mark.parametrize("source", ["world", "photo"])
 def test_world_mix_generator_first_second_psnr(source):
-    runs = _first_second("world-mix", source)
-    score = float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
+    score = _first_second_psnr(_first_second("world-mix", source))
     assert score > WORLD_MIX_PSNR[source] - MARGIN_DB, score
 
 
@@ -86,7 +88,7 @@ def test_avatar_generator_first_second_psnr_and_pose():
 
     ref_psnr, ref_akd = AVATAR_REFS[any(n.startswith("opencv-doc/") for n in list_photos())]
     runs = _first_second("avatar", "avatar", frames=49)
-    score = float(np.mean([psnr_per_frame(v[1:25], c.frames[1:25]).mean() for c, v in runs]))
+    score = _first_second_psnr(runs)
     assert score > ref_psnr - MARGIN_DB, score
     akd = [pose_errors(v, c.landmarks)["akd"] for c, v in runs]
     assert np.isfinite(akd).sum() >= 2, akd           # MediaPipe finds the generated person
