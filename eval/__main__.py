@@ -9,7 +9,8 @@ method: PSNR / SSIM over the first second (frames 1-24), FVD-lite per window of 
 frames against the ground truth's windows, RotErr / TransErr (camera models) or AKD (pose
 models, eval/pose.py) per window with the floor of the same estimator on the ground truth, drift (last
 window / first window), revisit consistency after a full 360-degree yaw (camera models) and
-the time per latent frame.
+the time per latent frame. The row ``autoencoder`` scores the ground truth encoded and decoded by
+the model's autoencoder: the bound of every generator that decodes its latents.
 """
 from __future__ import annotations
 
@@ -29,10 +30,11 @@ from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, frechet_distance, window_features
 from eval.metrics import psnr_per_frame, ssim_per_frame
 from eval.pose import pose_errors
-from eval.rollout import METHODS, Controls, generate, load_method
+from eval.rollout import METHODS, Controls, generate, load_method, reconstruct
 from model.autoencoder import VideoAutoencoder
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+RECON = "autoencoder"      # the ground truth through the autoencoder, beside the methods
 
 
 def ground_truth(source: str, index: int, n_frames: int, size: int):
@@ -63,7 +65,9 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     model_dir = Path(model_dir)
     ae = VideoAutoencoder.from_pretrained(model_dir / "autoencoder").eval()
     net = VideoFeatureNet.from_pretrained(features).eval() if features else None   # "" = no FVD-lite
-    dits = {m: load_method(model_dir, m) for m in methods}
+    dits = {m: load_method(model_dir, m) for m in methods if m != RECON}
+    if not dits:
+        raise ValueError(f"evaluate needs at least one of {list(METHODS)} beside {RECON!r}")
     control = next(iter(dits.values())).config.control
     size = next(iter(dits.values())).config.latent_size * ae.config.spatial_factor
     source = source or ("avatar" if control == "pose" else "world")
@@ -89,7 +93,10 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
             write_mp4(Path(videos) / "ground_truth.mp4", gt)
         for m in methods:
             t = time.perf_counter()
-            video = generate(ae, dits[m], m, gt[0], ctl, n_frames, seed=seed + i)
+            if m == RECON:
+                video = reconstruct(ae, gt)
+            else:
+                video = generate(ae, dits[m], m, gt[0], ctl, n_frames, seed=seed + i)
             res[m]["ms_per_latent"].append((time.perf_counter() - t) * 1e3 / ((n_frames - 1) // 4))
             if videos and i == 0:
                 write_mp4(Path(videos) / f"{m}.mp4", video)
@@ -116,7 +123,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         o = {"psnr_1s": float(np.mean(r["psnr_1s"])), "ssim_1s": float(np.mean(r["ssim_1s"])),
              "psnr": [float(np.mean(p)) for p in r["psnr"]],
              "ms_per_latent": float(np.median(r["ms_per_latent"])),
-             "fps": 4000.0 / float(np.median(r["ms_per_latent"])), "steps": METHODS[m].steps}
+             "fps": 4000.0 / float(np.median(r["ms_per_latent"])), "steps": METHODS[m].steps if m in METHODS else None}
         if ref is not None:
             o["fvd"] = [frechet_distance(np.concatenate(f), ref) for f in r["feats"]]
             o["drift_fvd"] = o["fvd"][-1] / max(o["fvd"][0], 1e-9)
@@ -168,7 +175,8 @@ def revisit_scores(ae, dits: dict, size: int, clips: int, seed: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="model directory: autoencoder/ plus one directory per method")
-    p.add_argument("--methods", nargs="+", default=None, help=f"default: those present of {list(METHODS)}")
+    p.add_argument("--methods", nargs="+", default=None, choices=[*METHODS, RECON],
+                   help=f"default: those present of {list(METHODS)}, and {RECON}")
     p.add_argument("--clips", type=int, default=8)
     p.add_argument("--frames", type=int, default=121, help="video frames per clip (1 + 4k)")
     p.add_argument("--window", type=int, default=240, help="frames per metric window (10 s at 24 fps)")
@@ -180,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--videos", default=None, help="write the first clip's videos (truth and each method) here")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    methods = a.methods or [m for m, spec in METHODS.items() if (Path(a.model) / spec.model).is_dir()]
+    methods = a.methods or [m for m, spec in METHODS.items() if (Path(a.model) / spec.model).is_dir()] + [RECON]
     r = evaluate(a.model, methods, a.clips, a.frames, a.window, a.features, a.source, not a.no_revisit, a.seed,
                  a.videos)
     r["command"] = "python -m eval " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))

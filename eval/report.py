@@ -20,7 +20,8 @@ import numpy as np
 
 NAMES = {"teacher": "teacher (bidirectional, multi-step)", "adapt": "adapt (causal, multi-step)",
          "distill": "distill (1 step)", "adversarial": "adversarial (1 step, no long stage)",
-         "aapt": "**AAPT** (full recipe, 1 step)", "adversarial_tf": "adversarial, teacher forcing (ablation)"}
+         "aapt": "**AAPT** (full recipe, 1 step)", "adversarial_tf": "adversarial, teacher forcing (ablation)",
+         "autoencoder": "ground truth through the autoencoder (bound)"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -54,7 +55,8 @@ def table(r: dict) -> str:
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m, o in r["methods"].items():
         p = o.get("psnr", [float("nan")])
-        row = [NAMES.get(m, m), str(o["steps"]), _f(o["psnr_1s"]), _f(o["ssim_1s"], 3), _f(p[-1]),
+        steps = "–" if o.get("steps") is None else str(o["steps"])          # the autoencoder row: none
+        row = [NAMES.get(m, m), steps, _f(o["psnr_1s"]), _f(o["ssim_1s"], 3), _f(p[-1]),
                _f(p[0] / p[-1] if p[-1] else float("nan"))]
         if fvd:
             row += [_f(o["fvd"][0], 1), _f(o["fvd"][-1], 1), _f(o["drift_fvd"])]
@@ -157,7 +159,9 @@ def build(results: Path, out: Path) -> str:
              "Regenerate with `python -m eval.report --results runs/eval --out docs/results` after the "
              "`python -m eval` runs listed in each table's caption (a result not re-run keeps its section "
              "and JSON in docs/results). Ground truth is rendered from held-out "
-             "test seeds with the same first frame and controls as every method."]
+             "test seeds with the same first frame and controls as every method. The row \"ground truth through "
+             "the autoencoder (bound)\", where a table has it, scores the true video encoded and decoded: "
+             "no generator that decodes these latents can do better."]
     for f in sorted(out.glob("*.md")):
         if f.name != "results.md":
             parts += ["", f.read_text().rstrip("\n")]

@@ -9,7 +9,8 @@ Methods (paper Table/§4 layout), by the model directory they load under a model
 - ``aapt``: the full recipe (the shipped generator);
 - ``adversarial_tf``: the ablation, adversarial training with teacher forcing.
 All decode with the shipped autoencoder; controls are camera poses (K, w2c per video frame)
-or landmarks (F, 33, 4).
+or landmarks (F, 33, 4). ``reconstruct`` is the bound beside them: the ground truth itself
+encoded and decoded, the best any generator in this latent space can score.
 """
 from __future__ import annotations
 
@@ -86,6 +87,21 @@ def decode_latents(ae: VideoAutoencoder, z: torch.Tensor, chunk: int = 32) -> np
         frames = ae.decoder(torch.cat([cur, prev], 1))                    # (n, fpl, 3, H, W)
         out.append(to_uint8(frames.float().flatten(0, 1)))
     return np.concatenate(out)
+
+
+@torch.no_grad()
+def reconstruct(ae: VideoAutoencoder, video: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """(1 + 4k, H, W, 3) uint8 ground truth -> the same frames through the autoencoder (encoded in
+    chunks of ``chunk`` latents, each with its context frame, so chunks join exactly)."""
+    fpl = ae.config.frames_per_latent
+    x = to_pixels(video)                                                    # (F, 3, H, W)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        zs = [ae.encode_image(x[:1]).float()]
+        for s in range(0, x.shape[0] - 1, chunk * fpl):
+            part = x[s:s + chunk * fpl + 1]                                 # context frame + chunk
+            zs.append(ae.encode(part[None]).float()[0, 1:])
+        z = ae.normalize(torch.cat(zs)[None])
+        return decode_latents(ae, z)
 
 
 @torch.no_grad()

@@ -7,11 +7,12 @@ from data.sources import make_clip, split_seed
 from eval.camera import camera_errors, rotation_angle_deg
 from eval.features import FeatureNetConfig, VideoFeatureNet, frechet_distance, window_features
 from eval.pose import pose_errors
-from eval.rollout import METHODS, Controls, decode_latents, generate
+from eval.rollout import METHODS, Controls, decode_latents, generate, reconstruct
 from model.autoencoder import PRESETS as AE_PRESETS
 from model.autoencoder import VideoAutoencoder
 from model.config import replace
 from model.dit import PRESETS, VideoDiT
+from train.data import to_pixels
 
 
 def test_frechet_distance_is_zero_for_the_same_set_and_grows_with_a_shift():
@@ -58,6 +59,37 @@ def test_decode_in_chunks_equals_whole_decode():
     chunked = decode_latents(ae, z, chunk=2).astype(np.float32)
     assert chunked.shape == (25, 32, 32, 3)
     assert np.abs(chunked - whole[0].permute(0, 2, 3, 1).numpy()).max() <= 1.0
+
+
+def test_reconstruct_in_chunks_equals_whole_encode_decode():
+    ae, _ = _tiny()
+    clip = make_clip("world", 7, 25, 32)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        z = ae.normalize(ae.encode(to_pixels(clip.frames)[None]).float())
+    whole = decode_latents(ae, z).astype(np.int16)
+    chunked = reconstruct(ae, clip.frames, chunk=2).astype(np.int16)
+    assert chunked.shape == clip.frames.shape
+    assert np.abs(chunked - whole).max() <= 1
+
+
+def test_evaluate_scores_the_autoencoder_bound_beside_the_methods(tmp_path):
+    from eval.__main__ import evaluate
+    from eval.metrics import psnr_per_frame
+    from eval.report import table
+
+    ae, dit = _tiny()
+    ae.save_pretrained(tmp_path / "autoencoder")
+    dit.save_pretrained(tmp_path / "generator")
+    r = evaluate(str(tmp_path), ["aapt", "autoencoder"], clips=1, n_frames=21, window=20, features="",
+                 revisit=False)
+    assert list(r["methods"]) == ["aapt", "autoencoder"] and r["methods"]["autoencoder"]["steps"] is None
+    gt = make_clip("world", split_seed("test", 0), 21, 32).frames
+    bound = float(psnr_per_frame(reconstruct(ae, gt)[1:21], gt[1:21]).mean())
+    assert r["methods"]["autoencoder"]["psnr_1s"] == pytest.approx(bound, abs=1e-4)
+    assert r["methods"]["aapt"]["psnr_1s"] != pytest.approx(bound, abs=1e-2)
+    assert "| ground truth through the autoencoder (bound) | – |" in table(r)
+    with pytest.raises(ValueError, match="at least one"):
+        evaluate(str(tmp_path), ["autoencoder"], clips=1, n_frames=21, window=20, features="", revisit=False)
 
 
 @pytest.mark.parametrize("method", list(METHODS))
