@@ -29,7 +29,7 @@ from data.video import write_mp4
 from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, frechet_distance, window_features
 from eval.metrics import psnr_per_frame, ssim_per_frame
-from eval.pose import pose_errors
+from eval.pose import PARTS, pose_errors
 from eval.rollout import METHODS, Controls, generate, load_method, reconstruct
 from model.autoencoder import VideoAutoencoder
 
@@ -117,7 +117,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         out["floor"] = {"rot_err": _window_means(floor_cam, "rot_err"), "trans_err": _window_means(floor_cam, "trans_err")}
     elif control == "pose":
         out["floor"] = {"akd": [_pooled_akd(ps) for ps in floor_pose],
-                        "missing": _window_means(floor_pose, "missing")}
+                        "missing": _window_means(floor_pose, "missing"), "akd_parts": _pooled_parts(floor_pose)}
     for m in methods:
         r = res[m]
         o = {"psnr_1s": float(np.mean(r["psnr_1s"])), "ssim_1s": float(np.mean(r["ssim_1s"])),
@@ -133,6 +133,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         elif control == "pose":
             o["akd"] = [_pooled_akd(ps) for ps in r["pose"]]
             o["missing"] = _window_means(r["pose"], "missing")
+            o["akd_parts"] = _pooled_parts(r["pose"])
             o["drift_akd"] = o["akd"][-1] / max(o["akd"][0], 1e-9)
         out["methods"][m] = o
     if revisit and control == "camera":
@@ -151,6 +152,11 @@ def _pooled_akd(parts: list[dict]) -> float:
     v = [p["akd"] for p in parts]
     ok = [(a, b) for a, b in zip(v, n) if b > 0 and np.isfinite(a)]
     return float(sum(a * b for a, b in ok) / sum(b for _, b in ok)) if ok else float("nan")
+
+
+def _pooled_parts(per_window: list[list[dict]]) -> dict[str, list[float]]:
+    """Per body part (eval/pose.py PARTS), its pooled error per window."""
+    return {k: [_pooled_akd([dict(p, akd=p["parts"][k]) for p in ps]) for ps in per_window] for k in PARTS}
 
 
 def revisit_scores(ae, dits: dict, size: int, clips: int, seed: int) -> dict:

@@ -16,6 +16,9 @@ from PIL import Image
 from controls.detector import PoseDetector
 
 BODY = np.arange(11, 33)
+# groups of BODY landmarks (MediaPipe Pose indices) for the per-part breakdown
+PARTS = {"shoulders": [11, 12], "elbows": [13, 14], "wrists": [15, 16], "hands": list(range(17, 23)),
+         "hips": [23, 24], "knees": [25, 26], "feet": list(range(27, 33))}
 
 
 def torso_length(lm: np.ndarray) -> float:
@@ -27,8 +30,10 @@ def pose_errors(frames: np.ndarray, landmarks: np.ndarray, detect_size: int = 25
                 min_visibility: float = 0.5) -> dict:
     """frames (F, H, W, 3) uint8, landmarks (F, 33, 4) the driving pose of each frame ->
     {"akd": mean error in torso lengths over frames where both show a person (nan if none),
-    "missing": share of frames showing a person where MediaPipe found nobody, "frames": count}."""
+    "missing": share of frames showing a person where MediaPipe found nobody, "frames": count,
+    "parts": {part: mean error of its visible landmarks over the same frames (PARTS)}}."""
     errors, missing, counted = [], 0, 0
+    part_err: dict[str, list[float]] = {k: [] for k in PARTS}
     with PoseDetector(model_complexity=1, tracking=True) as det:
         for frame, gt in zip(frames, landmarks):
             if frame.shape[0] != detect_size:
@@ -42,6 +47,49 @@ def pose_errors(frames: np.ndarray, landmarks: np.ndarray, detect_size: int = 25
             if found is None:
                 missing += 1
                 continue
-            errors.append(float(np.linalg.norm(found[body, :2] - gt[body, :2], axis=1).mean()) / torso)
+            dist = np.linalg.norm(found[:, :2] - gt[:, :2], axis=1) / torso    # (33,)
+            errors.append(float(dist[body].mean()))
+            for k, idx in PARTS.items():
+                part_err[k] += dist[[i for i in idx if gt[i, 3] > min_visibility]].tolist()
     return {"akd": float(np.mean(errors)) if errors else float("nan"),
-            "missing": missing / counted if counted else float("nan"), "frames": counted}
+            "missing": missing / counted if counted else float("nan"), "frames": counted,
+            "parts": {k: float(np.mean(v)) if v else float("nan") for k, v in part_err.items()}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m eval.pose --model assets/avatar --clips 8: AKD per body part of the ground truth
+    (the floor), the ground truth through the model's autoencoder (the bound) and the ground truth
+    blurred (down to --blur pixels and back: how much detail MediaPipe needs), as JSON lines."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from eval.__main__ import _pooled_akd, ground_truth
+    from eval.rollout import reconstruct
+    from model.autoencoder import VideoAutoencoder
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--model", default="assets/avatar", help="model directory with autoencoder/")
+    ap.add_argument("--clips", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=121)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--blur", type=int, default=64)
+    args = ap.parse_args(argv)
+    ae = VideoAutoencoder.from_pretrained(Path(args.model) / "autoencoder").eval()
+    rows: dict[str, list[dict]] = {"truth": [], "autoencoder": [], f"blur{args.blur}": []}
+    for i in range(args.clips):
+        clip = ground_truth("avatar", i, args.frames, args.size)
+        down = [Image.fromarray(f).resize((args.blur, args.blur), Image.BICUBIC) for f in clip.frames]
+        videos = {"truth": clip.frames, "autoencoder": reconstruct(ae, clip.frames),
+                  f"blur{args.blur}": np.stack([np.asarray(d.resize((args.size, args.size), Image.BICUBIC))
+                                                for d in down])}
+        for k, v in videos.items():
+            rows[k].append(pose_errors(v, clip.landmarks))
+    for k, scores in rows.items():
+        by_part = {part: _pooled_akd([dict(s, akd=s["parts"][part]) for s in scores]) for part in PARTS}
+        print(json.dumps({"video": k, "akd": round(_pooled_akd(scores), 4),
+                          "missing": round(float(np.nanmean([s["missing"] for s in scores])), 4),
+                          "parts": {part: round(v, 3) for part, v in by_part.items()}}))
+
+if __name__ == "__main__":
+    main()

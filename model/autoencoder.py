@@ -39,7 +39,12 @@ class AutoencoderConfig:
 PRESETS = {
     "tiny": AutoencoderConfig(latent_channels=8, enc_widths=(8, 16, 16, 32), dec_widths=(32, 16, 16, 8),
                               dec_blocks=(1, 1, 1, 1)),
+    "tiny-wide": AutoencoderConfig(latent_channels=16, enc_widths=(8, 16, 16, 32), dec_widths=(32, 16, 16, 8),
+                                   dec_blocks=(1, 1, 1, 1)),
     "small": AutoencoderConfig(),
+    # the same network with twice the latent channels (12x less data than pixels instead of 24x x 2):
+    # the avatar's fast thin limbs need it (docs/training.md, "A wider avatar autoencoder")
+    "small-32": AutoencoderConfig(latent_channels=32),
 }
 
 
@@ -166,6 +171,34 @@ class VideoAutoencoder(Pretrained):
 
     def denormalize(self, z: torch.Tensor) -> torch.Tensor:
         return z * self.latent_std.to(z.dtype) + self.latent_mean.to(z.dtype)
+
+
+@torch.no_grad()
+def transfer_autoencoder(dst: VideoAutoencoder, src: VideoAutoencoder) -> list[str]:
+    """Start ``dst`` from a trained ``src`` with the same layers and at least as many latent
+    channels: every tensor of the same shape is copied; the encoder's output conv keeps ``src``'s
+    filters for the first channels (the new ones keep their initialisation), and the decoder's
+    input conv gets ``src``'s columns for [z_k | z_{k-1}]'s old channels and zeros for the new
+    ones, so ``dst`` starts decoding exactly like ``src``. Returns the names of the tensors left
+    at ``dst``'s initialisation."""
+    cs, cd = src.config.latent_channels, dst.config.latent_channels
+    same = ("frames_per_latent", "enc_widths", "enc_blocks", "dec_widths", "dec_blocks")
+    if any(getattr(src.config, f) != getattr(dst.config, f) for f in same) or cd < cs:
+        raise ValueError("transfer_autoencoder needs the same layers and at least the same latent channels")
+    own, theirs = dst.state_dict(), src.state_dict()
+    left = []
+    for k, v in own.items():
+        if k in theirs and theirs[k].shape == v.shape:
+            v.copy_(theirs[k])
+        elif k not in ("encoder.conv_out.weight", "encoder.conv_out.bias", "decoder.conv_in.weight"):
+            left.append(k)
+    dst.encoder.conv_out.weight[:cs] = src.encoder.conv_out.weight
+    dst.encoder.conv_out.bias[:cs] = src.encoder.conv_out.bias
+    w = dst.decoder.conv_in.weight                                  # (out, 2C, 3, 3): [z_k | z_{k-1}]
+    w.zero_()
+    w[:, :cs] = src.decoder.conv_in.weight[:, :cs]
+    w[:, cd:cd + cs] = src.decoder.conv_in.weight[:, cs:]
+    return left
 
 
 class StreamingDecoder:

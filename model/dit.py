@@ -408,30 +408,50 @@ class VideoDiT(Pretrained):
                             update_cache=update_cache)[:, 0]
 
 
+def _widen_channels(w: torch.Tensor, p: int, c_src: int, c_dst: int, dim: int) -> torch.Tensor:
+    """A weight with a patch block of p*p*c_src features ordered (p1 p2 c) along ``dim`` -> the
+    same block with c_dst >= c_src channels, the new channels' entries zero."""
+    if c_dst == c_src:
+        return w
+    w = w.movedim(dim, -1)
+    lead = w.shape[:-1]
+    out = torch.zeros(*lead, p, p, c_dst, dtype=w.dtype)
+    out[..., :c_src] = w.reshape(*lead, p, p, c_src)
+    return out.flatten(-3).movedim(-1, dim)
+
+
 @torch.no_grad()
 def transfer_weights(dst: VideoDiT, src: VideoDiT) -> list[str]:
     """Start ``dst`` from a trained ``src`` of another control or reprojection setting (e.g. the
-    avatar model from the world model): every tensor whose name and shape agree is copied; the
-    input projection is rebuilt column block by column block so that, with no control signal,
-    ``dst`` predicts what ``src`` predicts for a still camera. For a reprojecting ``src`` the
-    still camera's warp is the identity, so the warped-latent columns fold into the recycled
-    ones (and the residual base is the recycled latent either way). Control columns are copied
-    when the control kind agrees, else zeroed (the new control starts with no effect and learns
-    from there). Returns the names of the tensors left at ``dst``'s initialisation."""
+    avatar model from the world model), or of more latent channels (a wider autoencoder): every
+    tensor whose name and shape agree is copied; the input projection is rebuilt column block by
+    column block so that, with no control signal, ``dst`` predicts what ``src`` predicts for a
+    still camera. For a reprojecting ``src`` the still camera's warp is the identity, so the
+    warped-latent columns fold into the recycled ones (and the residual base is the recycled
+    latent either way). Control columns are copied when the control kind agrees, else zeroed (the
+    new control starts with no effect and learns from there). New latent channels get zero input
+    columns and zero output rows: on the old channels ``dst`` predicts what ``src`` predicts, and
+    on the new ones it copies the recycled latent (the residual base). Returns the names of the
+    tensors left at ``dst``'s initialisation."""
     sc, dc = src.config, dst.config
-    if (sc.latent_channels, sc.patch, sc.dim, sc.depth, sc.heads) != (dc.latent_channels, dc.patch, dc.dim,
-                                                                      dc.depth, dc.heads):
-        raise ValueError("transfer_weights needs the same latent channels, patch, width, depth and heads")
-    P = dc.patch * dc.patch * dc.latent_channels
+    if (sc.patch, sc.dim, sc.depth, sc.heads) != (dc.patch, dc.dim, dc.depth, dc.heads) \
+            or dc.latent_channels < sc.latent_channels:
+        raise ValueError("transfer_weights needs the same patch, width, depth and heads, and at least "
+                         "the same latent channels")
+    p, c_src, c_dst = dc.patch, sc.latent_channels, dc.latent_channels
+    P = p * p * c_src
     own, theirs = dst.state_dict(), src.state_dict()
     left = []
     for k, v in own.items():
-        if k.startswith("x_in."):
+        if k.startswith("x_in.") or k.startswith("out."):
             continue
         if k in theirs and theirs[k].shape == v.shape:
             v.copy_(theirs[k])
         else:
             left.append(k)
+    # out rows (p1 p2 c): the new channels' rows zero
+    dst.out.weight.copy_(_widen_channels(src.out.weight, p, c_src, c_dst, 0))
+    dst.out.bias.copy_(_widen_channels(src.out.bias, p, c_src, c_dst, 0))
     # x_in columns: [recycled P | warped P (reproject) | noisy P | control Cc]
     w_src, w_dst = src.x_in.weight, dst.x_in.weight                     # (D, in)
     rec, off = w_src[:, :P], P
@@ -443,6 +463,7 @@ def transfer_weights(dst: VideoDiT, src: VideoDiT) -> list[str]:
     if dc.reproject:
         new.append(warped if warped is not None else torch.zeros_like(rec))
     new.append(noisy)
+    new = [_widen_channels(w, p, c_src, c_dst, 1) for w in new]
     if dc.control_features:
         same = dc.control == sc.control
         new.append(ctrl if same else torch.zeros(w_dst.shape[0], dc.control_features, dtype=w_dst.dtype))

@@ -23,8 +23,9 @@ class TrainConfig:
     reproject: bool = False             # camera: the DiT reprojects the recycled latent (model/dit.py)
     init: str = ""                      # model dir to start from; "" = previous stage's final model
     teacher: str = ""                   # distill: the frozen multi-step model; "" = the same as init
-    transfer: str = ""                  # DiT stages with no previous stage (teacher): start from a model of
-                                        # another control (model/dit.py transfer_weights), "" = from scratch
+    transfer: str = ""                  # start from a model of another control or fewer latent channels
+                                        # (model/dit.py transfer_weights, model/autoencoder.py
+                                        # transfer_autoencoder) instead of init; "" = off
     # optimisation
     steps: int = 100
     batch_size: int = 4

@@ -12,7 +12,7 @@ from data.shards import ShardReader
 from data.video import contact_sheet, write_mp4
 from model.autoencoder import PRESETS as AE_PRESETS
 from model.config import replace
-from model.autoencoder import VideoAutoencoder
+from model.autoencoder import VideoAutoencoder, transfer_autoencoder
 from train import losses
 from train.config import TrainConfig
 from train.data import ChunkSampler, to_pixels, to_uint8
@@ -49,7 +49,12 @@ class AutoencoderStage(Stage):
         self.cfg = cfg
         self.device = default_device()
         init = Path(cfg.init) if cfg.init else None
-        self.ae = VideoAutoencoder.from_pretrained(init) if init else VideoAutoencoder(AE_PRESETS[cfg.ae_preset])
+        if cfg.transfer:                    # a wider autoencoder started from a trained one
+            self.ae = VideoAutoencoder(AE_PRESETS[cfg.ae_preset])
+            left = transfer_autoencoder(self.ae, VideoAutoencoder.from_pretrained(cfg.transfer))
+            print(f"transferred weights from {cfg.transfer}; new: {left}")
+        else:
+            self.ae = VideoAutoencoder.from_pretrained(init) if init else VideoAutoencoder(AE_PRESETS[cfg.ae_preset])
         self.ae.to(self.device)
         self.models = {"model": self.ae}
         if cfg.ae_train == "decoder":
@@ -220,7 +225,7 @@ class DiffusionStage(Stage):
         return stage_dir(self.cfg, prev) / "final" / "model" if prev else None
 
     def build_model(self) -> VideoDiT:
-        init = self.init_path()
+        init = None if self.cfg.transfer else self.init_path()
         if init is not None:
             return VideoDiT.from_pretrained(init)
         dc = replace(DIT_PRESETS[self.cfg.dit_preset], latent_channels=self.ae.config.latent_channels,

@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from model.autoencoder import PRESETS, StreamingDecoder, VideoAutoencoder
+from dataclasses import replace
+
+from model.autoencoder import PRESETS, StreamingDecoder, VideoAutoencoder, transfer_autoencoder
 
 
 @pytest.fixture()
@@ -57,3 +59,27 @@ def test_normalisation_round_trip():
     z = torch.randn(2, 8, 4, 4)
     assert torch.allclose(ae.denormalize(ae.normalize(z)), z, atol=1e-6)
     assert torch.allclose(ae.normalize(z), (z - 0.5) / 2)
+
+
+def test_transfer_to_more_latent_channels_decodes_the_same(ae):
+    """A wider autoencoder started from a trained one reconstructs exactly as it does (the new
+    channels' decoder columns are zero), its old channels encode the same, and training can use
+    the new channels (a nudge of their decoder columns changes the output)."""
+    wide = VideoAutoencoder(replace(PRESETS["tiny"], latent_channels=2 * ae.config.latent_channels)).eval()
+    assert transfer_autoencoder(wide, ae) == []
+    x = torch.randn(1, 9, 3, 32, 32)
+    C = ae.config.latent_channels
+    with torch.no_grad():
+        z, zw = ae.encode(x), wide.encode(x)
+        assert torch.allclose(zw[:, :, :C], z, atol=1e-6)
+        assert zw[:, :, C:].abs().max() > 1e-3                      # the new channels carry something
+        assert torch.allclose(wide.decode(zw), ae.decode(z), atol=1e-5)
+        wide.decoder.conv_in.weight[:, C:2 * C] += 0.1
+        assert (wide.decode(zw) - ae.decode(z)).abs().max() > 1e-3
+
+
+def test_transfer_needs_the_same_layers(ae):
+    with pytest.raises(ValueError, match="same layers"):
+        transfer_autoencoder(VideoAutoencoder(replace(PRESETS["tiny"], enc_widths=(8, 16, 32, 32))), ae)
+    with pytest.raises(ValueError, match="latent channels"):
+        transfer_autoencoder(ae, VideoAutoencoder(replace(PRESETS["tiny"], latent_channels=16)))

@@ -178,6 +178,21 @@ def test_transfer_from_a_reprojecting_camera_model_to_a_pose_model():
     assert (b - c).abs().max().item() > 1e-3
 
 
+def test_transfer_to_more_latent_channels():
+    """A DiT for a wider autoencoder started from a trained one predicts the same clean latent on
+    the old channels and copies the recycled latent on the new ones (whatever they hold)."""
+    src = _model(control="pose")
+    C = src.config.latent_channels
+    dst = VideoDiT(replace(src.config, latent_channels=2 * C))
+    assert transfer_weights(dst, src) == []
+    rec, noisy, ctrl, t = _inputs(dst, 2, 5)
+    with torch.no_grad():
+        a = src(rec[:, :, :C], noisy[:, :, :C], ctrl, t, mode="causal")
+        b = dst(rec, noisy, ctrl, t, mode="causal")
+    assert (a - b[:, :, :C]).abs().max().item() < 1e-4
+    assert torch.equal(b[:, :, C:], rec[:, :, C:])
+
+
 def test_transfer_needs_the_same_trunk():
-    with pytest.raises(ValueError, match="same latent channels"):
+    with pytest.raises(ValueError, match="same patch, width"):
         transfer_weights(VideoDiT(replace(PRESETS["tiny"], dim=48)), VideoDiT(PRESETS["tiny"]))

@@ -162,3 +162,19 @@ def test_decoder_only_fine_tune_keeps_the_latent_space(tiny_data, tmp_path):
     assert {"val_psnr", "val_psnr_photo", f"val_psnr_{tiny_data.name}"} <= set(last)
     with pytest.raises(Exception, match="init"):
         _cfg("autoencoder", tiny_data, run, ae_train="decoder")
+
+
+def test_a_wider_autoencoder_and_its_dit_start_from_the_narrow_chain(tiny_data, tmp_path):
+    """transfer= widens the latent space: the autoencoder stage starts the wide preset from a
+    trained narrow autoencoder, and a DiT stage of the wide run starts from the narrow run's model
+    (model/dit.py transfer_weights) instead of its previous stage."""
+    narrow = tmp_path / "narrow"
+    for stage in ("autoencoder", "teacher", "adapt"):
+        train(_cfg(stage, tiny_data, narrow))
+    wide = tmp_path / "wide"
+    ae = train(_cfg("autoencoder", tiny_data, wide, ae_preset="tiny-wide",
+                    transfer=str(narrow / "autoencoder" / "final" / "model")))
+    assert VideoAutoencoder.from_pretrained(ae / "model").config.latent_channels == 16
+    adapt = train(_cfg("adapt", tiny_data, wide, transfer=str(narrow / "adapt" / "final" / "model")))
+    assert VideoDiT.from_pretrained(adapt / "model").config.latent_channels == 16
+    assert not (wide / "teacher").exists()
