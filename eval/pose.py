@@ -91,5 +91,6 @@ def main(argv: list[str] | None = None) -> None:
                           "missing": round(float(np.nanmean([s["missing"] for s in scores])), 4),
                           "parts": {part: round(v, 3) for part, v in by_part.items()}}))
 
+
 if __name__ == "__main__":
     main()

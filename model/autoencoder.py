@@ -42,7 +42,7 @@ PRESETS = {
     "tiny-wide": AutoencoderConfig(latent_channels=16, enc_widths=(8, 16, 16, 32), dec_widths=(32, 16, 16, 8),
                                    dec_blocks=(1, 1, 1, 1)),
     "small": AutoencoderConfig(),
-    # the same network with twice the latent channels (12x less data than pixels instead of 24x x 2):
+    # the same network with twice the latent channels (24x fewer numbers than pixels instead of 48x):
     # the avatar's fast thin limbs need it (docs/training.md, "A wider avatar autoencoder")
     "small-32": AutoencoderConfig(latent_channels=32),
 }
