@@ -29,7 +29,7 @@ from data.video import write_mp4
 from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, frechet_distance, window_features
 from eval.metrics import psnr_per_frame, ssim_per_frame
-from eval.pose import PARTS, pose_errors
+from eval.pose import pooled_akd, pooled_parts, pose_errors
 from eval.rollout import METHODS, Controls, generate, load_method, reconstruct
 from model.autoencoder import VideoAutoencoder
 
@@ -116,8 +116,8 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     if control == "camera":
         out["floor"] = {"rot_err": _window_means(floor_cam, "rot_err"), "trans_err": _window_means(floor_cam, "trans_err")}
     elif control == "pose":
-        out["floor"] = {"akd": [_pooled_akd(ps) for ps in floor_pose],
-                        "missing": _window_means(floor_pose, "missing"), "akd_parts": _pooled_parts(floor_pose)}
+        out["floor"] = {"akd": [pooled_akd(ps) for ps in floor_pose],
+                        "missing": _window_means(floor_pose, "missing"), "akd_parts": pooled_parts(floor_pose)}
     for m in methods:
         r = res[m]
         o = {"psnr_1s": float(np.mean(r["psnr_1s"])), "ssim_1s": float(np.mean(r["ssim_1s"])),
@@ -131,9 +131,9 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
             o["rot_err"], o["trans_err"] = _window_means(r["cam"], "rot_err"), _window_means(r["cam"], "trans_err")
             o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
         elif control == "pose":
-            o["akd"] = [_pooled_akd(ps) for ps in r["pose"]]
+            o["akd"] = [pooled_akd(ps) for ps in r["pose"]]
             o["missing"] = _window_means(r["pose"], "missing")
-            o["akd_parts"] = _pooled_parts(r["pose"])
+            o["akd_parts"] = pooled_parts(r["pose"])
             o["drift_akd"] = o["akd"][-1] / max(o["akd"][0], 1e-9)
         out["methods"][m] = o
     if revisit and control == "camera":
@@ -144,19 +144,6 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
 def _window_means(per_window: list[list[dict]], key: str) -> list[float]:
     """Per window, the mean of ``key`` over the clips' scores (nan-aware)."""
     return [float(np.nanmean([c[key] for c in cs])) for cs in per_window]
-
-
-def _pooled_akd(parts: list[dict]) -> float:
-    """AKD over all frames of several videos (each weighted by its detected frames)."""
-    n = [p["frames"] * (1 - p["missing"]) if p["frames"] else 0.0 for p in parts]
-    v = [p["akd"] for p in parts]
-    ok = [(a, b) for a, b in zip(v, n) if b > 0 and np.isfinite(a)]
-    return float(sum(a * b for a, b in ok) / sum(b for _, b in ok)) if ok else float("nan")
-
-
-def _pooled_parts(per_window: list[list[dict]]) -> dict[str, list[float]]:
-    """Per body part (eval/pose.py PARTS), its pooled error per window."""
-    return {k: [_pooled_akd([dict(p, akd=p["parts"][k]) for p in ps]) for ps in per_window] for k in PARTS}
 
 
 def revisit_scores(ae, dits: dict, size: int, clips: int, seed: int) -> dict:

@@ -56,6 +56,19 @@ def pose_errors(frames: np.ndarray, landmarks: np.ndarray, detect_size: int = 25
             "parts": {k: float(np.mean(v)) if v else float("nan") for k, v in part_err.items()}}
 
 
+def pooled_akd(parts: list[dict]) -> float:
+    """AKD over all frames of several videos (each weighted by its detected frames)."""
+    n = [p["frames"] * (1 - p["missing"]) if p["frames"] else 0.0 for p in parts]
+    v = [p["akd"] for p in parts]
+    ok = [(a, b) for a, b in zip(v, n) if b > 0 and np.isfinite(a)]
+    return float(sum(a * b for a, b in ok) / sum(b for _, b in ok)) if ok else float("nan")
+
+
+def pooled_parts(per_window: list[list[dict]]) -> dict[str, list[float]]:
+    """Per body part (PARTS), its pooled error per window of scores."""
+    return {k: [pooled_akd([dict(p, akd=p["parts"][k]) for p in ps]) for ps in per_window] for k in PARTS}
+
+
 def main(argv: list[str] | None = None) -> None:
     """python -m eval.pose --model assets/avatar --clips 8: AKD per body part of the ground truth
     (the floor), the ground truth through the model's autoencoder (the bound) and the ground truth
@@ -64,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     import json
     from pathlib import Path
 
-    from eval.__main__ import _pooled_akd, ground_truth
+    from eval.__main__ import ground_truth
     from eval.rollout import reconstruct
     from model.autoencoder import VideoAutoencoder
 
@@ -86,10 +99,10 @@ def main(argv: list[str] | None = None) -> None:
         for k, v in videos.items():
             rows[k].append(pose_errors(v, clip.landmarks))
     for k, scores in rows.items():
-        by_part = {part: _pooled_akd([dict(s, akd=s["parts"][part]) for s in scores]) for part in PARTS}
-        print(json.dumps({"video": k, "akd": round(_pooled_akd(scores), 4),
+        by_part = pooled_parts([scores])
+        print(json.dumps({"video": k, "akd": round(pooled_akd(scores), 4),
                           "missing": round(float(np.nanmean([s["missing"] for s in scores])), 4),
-                          "parts": {part: round(v, 3) for part, v in by_part.items()}}))
+                          "parts": {part: round(v[0], 3) for part, v in by_part.items()}}))
 
 
 if __name__ == "__main__":
