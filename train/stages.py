@@ -48,13 +48,14 @@ class AutoencoderStage(Stage):
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.device = default_device()
-        init = Path(cfg.init) if cfg.init else None
         if cfg.transfer:                    # a wider autoencoder started from a trained one
             self.ae = VideoAutoencoder(AE_PRESETS[cfg.ae_preset])
             left = transfer_autoencoder(self.ae, VideoAutoencoder.from_pretrained(cfg.transfer))
             print(f"transferred weights from {cfg.transfer}; new: {left}")
+        elif cfg.init:
+            self.ae = VideoAutoencoder.from_pretrained(cfg.init)
         else:
-            self.ae = VideoAutoencoder.from_pretrained(init) if init else VideoAutoencoder(AE_PRESETS[cfg.ae_preset])
+            self.ae = VideoAutoencoder(AE_PRESETS[cfg.ae_preset])
         self.ae.to(self.device)
         self.models = {"model": self.ae}
         if cfg.ae_train == "decoder":
