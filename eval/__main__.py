@@ -6,7 +6,7 @@
 For each held-out test seed (never seen in training), the ground-truth clip is rendered with
 its trajectory; every method generates from the true first frame under the true controls. Per
 method: PSNR / SSIM over the first second (frames 1-24), FVD-lite per window of ``--window``
-frames against the ground truth's windows, RotErr / TransErr (camera models) or AKD (pose
+frames against the ground truth's windows, RotErr / TransErr (camera models) or AKD and PCK (pose
 models, eval/pose.py) per window with the floor of the same estimator on the ground truth, drift (last
 window / first window), revisit consistency after a full 360-degree yaw (camera models) and
 the time per latent frame. The row ``autoencoder`` scores the ground truth encoded and decoded by
@@ -29,7 +29,7 @@ from data.video import write_mp4
 from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, frechet_distance, window_features
 from eval.metrics import psnr_per_frame, ssim_per_frame
-from eval.pose import pooled_akd, pooled_parts, pose_errors
+from eval.pose import pooled_akd, pooled_parts, pooled_pck, pose_errors
 from eval.rollout import METHODS, Controls, generate, load_method, reconstruct
 from model.autoencoder import VideoAutoencoder
 
@@ -116,7 +116,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     if control == "camera":
         out["floor"] = {"rot_err": _window_means(floor_cam, "rot_err"), "trans_err": _window_means(floor_cam, "trans_err")}
     elif control == "pose":
-        out["floor"] = {"akd": [pooled_akd(ps) for ps in floor_pose],
+        out["floor"] = {"akd": [pooled_akd(ps) for ps in floor_pose], "pck": [pooled_pck(ps) for ps in floor_pose],
                         "missing": _window_means(floor_pose, "missing"), "akd_parts": pooled_parts(floor_pose)}
     for m in methods:
         r = res[m]
@@ -134,6 +134,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
             o["akd"] = [pooled_akd(ps) for ps in r["pose"]]
             o["missing"] = _window_means(r["pose"], "missing")
             o["akd_parts"] = pooled_parts(r["pose"])
+            o["pck"] = [pooled_pck(ps) for ps in r["pose"]]
             o["drift_akd"] = o["akd"][-1] / max(o["akd"][0], 1e-9)
         out["methods"][m] = o
     if revisit and control == "camera":

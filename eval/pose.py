@@ -7,6 +7,11 @@ pose) is divided by the driving torso length (shoulder centre to hip centre) —
 keypoint distance (AKD) in torso lengths, as in the talking-head/body reenactment literature
 (FOMM, LivePortrait). Frames where MediaPipe finds nobody count in ``missing`` instead. The
 same estimator on the ground-truth render is the floor: MediaPipe's own error on these people.
+
+AKD alone can be flattered by losing the person: a video where MediaPipe finds somebody only in
+its best frames scores a low AKD. PCK (percentage of correct keypoints, the pose-transfer
+literature's other score) counts every driving keypoint of every frame showing a person: correct
+when detected within ``PCK_THRESHOLD`` torso lengths, so a frame where nobody is found scores 0.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from PIL import Image
 from controls.detector import PoseDetector
 
 BODY = np.arange(11, 33)
+PCK_THRESHOLD = 0.5            # torso lengths (PCKh uses half a head length; a torso is a body's scale)
 # groups of BODY landmarks (MediaPipe Pose indices) for the per-part breakdown
 PARTS = {"shoulders": [11, 12], "elbows": [13, 14], "wrists": [15, 16], "hands": list(range(17, 23)),
          "hips": [23, 24], "knees": [25, 26], "feet": list(range(27, 33))}
@@ -31,8 +37,10 @@ def pose_errors(frames: np.ndarray, landmarks: np.ndarray, detect_size: int = 25
     """frames (F, H, W, 3) uint8, landmarks (F, 33, 4) the driving pose of each frame ->
     {"akd": mean error in torso lengths over frames where both show a person (nan if none),
     "missing": share of frames showing a person where MediaPipe found nobody, "frames": count,
-    "parts": {part: mean error of its visible landmarks over the same frames (PARTS)}}."""
-    errors, missing, counted = [], 0, 0
+    "parts": {part: mean error of its visible landmarks over the same frames (PARTS)},
+    "pck": share of the visible driving keypoints of all those frames detected within
+    PCK_THRESHOLD torso lengths (missed frames included), "keypoints": their count}."""
+    errors, missing, counted, correct, keypoints = [], 0, 0, 0, 0
     part_err: dict[str, list[float]] = {k: [] for k in PARTS}
     with PoseDetector(model_complexity=1, tracking=True) as det:
         for frame, gt in zip(frames, landmarks):
@@ -44,16 +52,25 @@ def pose_errors(frames: np.ndarray, landmarks: np.ndarray, detect_size: int = 25
             if len(body) < 4 or torso < 1e-3:
                 continue                                    # no person in the driving pose
             counted += 1
+            keypoints += len(body)
             if found is None:
                 missing += 1
                 continue
             dist = np.linalg.norm(found[:, :2] - gt[:, :2], axis=1) / torso    # (33,)
             errors.append(float(dist[body].mean()))
+            correct += int((dist[body] < PCK_THRESHOLD).sum())
             for k, idx in PARTS.items():
                 part_err[k] += dist[[i for i in idx if gt[i, 3] > min_visibility]].tolist()
     return {"akd": float(np.mean(errors)) if errors else float("nan"),
             "missing": missing / counted if counted else float("nan"), "frames": counted,
-            "parts": {k: float(np.mean(v)) if v else float("nan") for k, v in part_err.items()}}
+            "parts": {k: float(np.mean(v)) if v else float("nan") for k, v in part_err.items()},
+            "pck": correct / keypoints if keypoints else float("nan"), "keypoints": keypoints}
+
+
+def pooled_pck(scores: list[dict]) -> float:
+    """PCK over all frames of several videos (each weighted by its keypoints)."""
+    n = sum(s["keypoints"] for s in scores)
+    return float(sum(s["pck"] * s["keypoints"] for s in scores if s["keypoints"]) / n) if n else float("nan")
 
 
 def pooled_akd(parts: list[dict]) -> float:
@@ -100,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
             rows[k].append(pose_errors(v, clip.landmarks))
     for k, scores in rows.items():
         by_part = pooled_parts([scores])
-        print(json.dumps({"video": k, "akd": round(pooled_akd(scores), 4),
+        print(json.dumps({"video": k, "akd": round(pooled_akd(scores), 4), "pck": round(pooled_pck(scores), 4),
                           "missing": round(float(np.nanmean([s["missing"] for s in scores])), 4),
                           "parts": {part: round(v[0], 3) for part, v in by_part.items()}}))
 

@@ -31,6 +31,11 @@ def _f(x, nd=2) -> str:
     return f"{x:.{nd}f}"
 
 
+def _pct(values) -> str:
+    """Mean over windows of a share, as a percentage (older results without it: a dash)."""
+    return "–" if not values else _f(100 * float(np.nanmean(values)), 0) + " %"
+
+
 def _ratio(values, floor) -> str:
     """Mean over windows of a method's error against the mean of its floor (the issue's "x floor")."""
     if not floor:
@@ -50,7 +55,7 @@ def table(r: dict) -> str:
     if cam:
         head += ["RotErr", "RotErr / floor", "TransErr", "drift RotErr"]
     if pose:
-        head += ["AKD", "AKD / floor", "drift AKD", "no person found"]
+        head += ["AKD", "AKD / floor", "drift AKD", "no person found", "PCK@0.5"]
     head += ["ms / latent frame"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m, o in r["methods"].items():
@@ -65,7 +70,7 @@ def table(r: dict) -> str:
                     _f(np.nanmean(o["trans_err"])), _f(o["drift_rot_err"])]
         if pose:
             row += [_f(np.nanmean(o["akd"]), 3), _ratio(o["akd"], fl.get("akd")), _f(o["drift_akd"]),
-                    _f(100 * np.nanmean(o["missing"]), 0) + " %"]
+                    _f(100 * np.nanmean(o["missing"]), 0) + " %", _pct(o.get("pck"))]
         row += [_f(o["ms_per_latent"], 1)]
         rows.append("| " + " | ".join(row) + " |")
     if cam and fl:
@@ -74,7 +79,8 @@ def table(r: dict) -> str:
         rows.append("| " + " | ".join(cells) + " |")
     if pose and "akd" in fl:
         cells = ["ground truth (MediaPipe floor)"] + ["–"] * (5 + 3 * fvd) + [
-            _f(np.nanmean(fl["akd"]), 3), "1.00", "–", _f(100 * np.nanmean(fl["missing"]), 0) + " %", "–"]
+            _f(np.nanmean(fl["akd"]), 3), "1.00", "–", _f(100 * np.nanmean(fl["missing"]), 0) + " %",
+            _pct(fl.get("pck")), "–"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

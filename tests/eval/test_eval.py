@@ -6,7 +6,7 @@ import torch
 from data.sources import make_clip, split_seed
 from eval.camera import camera_errors, rotation_angle_deg
 from eval.features import FeatureNetConfig, VideoFeatureNet, frechet_distance, window_features
-from eval.pose import PARTS, pose_errors
+from eval.pose import PARTS, pooled_pck, pose_errors
 from eval.rollout import METHODS, Controls, decode_latents, generate, reconstruct
 from model.autoencoder import PRESETS as AE_PRESETS
 from model.autoencoder import VideoAutoencoder
@@ -104,6 +104,7 @@ def test_evaluate_a_pose_model_reports_akd_per_body_part(tmp_path):
     assert r["control"] == "pose" and r["source"] == "avatar"
     for o in (r["floor"], *r["methods"].values()):
         assert set(o["akd_parts"]) == set(PARTS) and all(len(v) == 1 for v in o["akd_parts"].values())
+        assert len(o["pck"]) == 1 and not (o["pck"][0] < 0 or o["pck"][0] > 1)     # nan: nobody in 32 px
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -131,7 +132,7 @@ def test_report_tables_plots_and_readme_block(tmp_path):
     (res / "world-480.json").write_text(json.dumps(r))
     # a pose model's run without the FVD-lite network: PSNR per window and AKD with its floor
     a = {"steps": 1, "psnr_1s": 22.0, "ssim_1s": 0.7, "psnr": [21.0, 18.0], "ms_per_latent": 20.0, "fps": 200.0,
-         "akd": [0.4, 0.5], "missing": [0.1, 0.2], "drift_akd": 1.25}
+         "akd": [0.4, 0.5], "missing": [0.1, 0.2], "drift_akd": 1.25, "pck": [0.6, 0.5]}
     (res / "avatar-96.json").write_text(json.dumps({
         "model": "avatar", "source": "avatar", "control": "pose", "clips": 2, "frames": 97, "window": 48,
         "windows": [[0, 48], [48, 96]], "methods": {"aapt": a}, "floor": {"akd": [0.2, 0.2], "missing": [0.0, 0.0]}}))
@@ -147,6 +148,7 @@ def test_report_tables_plots_and_readme_block(tmp_path):
     assert "**AAPT**" in text and "3.00" in text and "ground truth (estimator floor)" in text
     assert "ground truth (MediaPipe floor)" in text and "0.450" in text and "1.17" in text
     assert "| 1.39 |" in text and "| 2.25 |" in text          # RotErr 1.25 / floor 0.9, AKD 0.45 / floor 0.2
+    assert "PCK@0.5" in text and "| 55 % |" in text           # the floor's run had none: a dash
     assert (tmp_path / "docs" / "world-480-drift.png").is_file()
     assert (tmp_path / "docs" / "avatar-96-drift.png").is_file()
     readme = tmp_path / "README.md"
@@ -171,3 +173,10 @@ def test_akd_reads_a_rendered_avatar_and_not_a_frozen_one():
     assert set(gt["parts"]) == set(PARTS)
     assert min(gt["parts"].values()) < gt["akd"] < max(gt["parts"].values())
     assert frozen["parts"]["wrists"] > frozen["parts"]["shoulders"]
+    # PCK counts every keypoint of every frame: high on the render, lower held still, and 0 on a
+    # video where nobody is found (whose AKD is undefined, not good)
+    blank = pose_errors(np.full_like(clip.frames, 128), clip.landmarks)
+    assert gt["pck"] > 0.8 and frozen["pck"] < gt["pck"]
+    assert blank["missing"] == 1.0 and np.isnan(blank["akd"]) and blank["pck"] == 0.0
+    assert blank["keypoints"] == gt["keypoints"] >= 4 * gt["frames"]      # the visible body landmarks
+    assert pooled_pck([gt, blank]) == pytest.approx(gt["pck"] / 2)
