@@ -72,6 +72,7 @@ class TrainConfig:
     r_gamma: float = 1.0                # exact penalty weight gamma/2 (R3GAN)
     d_warmup: int = 0                   # adversarial: first steps train the discriminator only
     teacher_forcing: bool = False       # ablation: adversarial training with teacher forcing
+    d_mismatch: float = 0.0             # matching-aware D: weight of real videos under another clip's controls as fakes
     long_latents: int = 24              # long stage: latent frames rolled out per video
     segment_latents: int = 8            # long stage: latent frames per back-propagated segment
     segment_overlap: int = 2            # long stage: overlap of discriminator windows

@@ -81,6 +81,15 @@ def relativistic_d_loss(d_fake: torch.Tensor, d_real: torch.Tensor) -> torch.Ten
     return Fn.softplus(-(d_real - d_fake)).mean()
 
 
+def mismatch_d_loss(d_mismatched: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
+    """Matching-aware discriminator term (GAN-CLS, Reed et al. 2016, "real image, wrong text" as a
+    third kind of input), in the relativistic form: a real video must score above the same video
+    under another clip's controls, softplus(-(D(x, c) - D(x, c'))). A discriminator that only
+    judges realism is indifferent to it; one that checks the video against its controls (the pose
+    it shows, the camera motion) is what teaches the generator to follow them."""
+    return Fn.softplus(-(d_real - d_mismatched)).mean()
+
+
 def approx_r_penalty(d_clean: torch.Tensor, d_perturbed: torch.Tensor) -> torch.Tensor:
     """Approximate R1/R2 (App. B, APT1): ||D(x) - D(x + N(0, sigma^2 I))||^2, mean over logits.
 

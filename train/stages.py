@@ -439,6 +439,9 @@ class AdversarialStage(DiffusionStage):
             raise ValueError("long_burn_in is for the long stage")
         if self.long and cfg.teacher_forcing:
             raise ValueError("teacher forcing is an ablation of the adversarial stage only (no long ground truth)")
+        if cfg.d_mismatch and (cfg.batch_size < 2 or not self.dit.config.control_features):
+            raise ValueError("d_mismatch pairs each real video with another clip's controls: it needs "
+                             "batch_size >= 2 and a controlled model")
         d_params = [p_ for p_ in self.disc.parameters() if p_.requires_grad]
         self._d_trainable = set(d_params)
         g_params = [p_ for p_ in self.dit.parameters() if p_.requires_grad]
@@ -590,6 +593,12 @@ class AdversarialStage(DiffusionStage):
                 reg = self.cfg.r_lambda * (r1 + r2)
             metrics = {"d_loss": loss.item(), "r1": r1.item(), "r2": r2.item(),
                        "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+            if self.cfg.d_mismatch:
+                # the same real windows under the next clip's controls (the first frame's stay)
+                wrong = torch.cat([real_ctrl[:, :1], real_ctrl[:, 1:].roll(1, 0)], 1)
+                mm = losses.mismatch_d_loss(self._d(real, wrong, t, d_eps, real_warp), d_real)
+                loss = loss + self.cfg.d_mismatch * mm
+                metrics["d_mismatch"] = mm.item()
             return loss + reg, metrics
         # generator: recompute the segment with gradients, in one parallel pass over the cache
         prev = torch.cat([self.video[-1][:, None], rolled[:, :-1]], 1)

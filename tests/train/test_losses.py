@@ -69,3 +69,11 @@ def test_ssim_and_reconstruction():
     # fp32 inside autocast: no NaN from cancelling bf16 variances
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.isfinite(losses.ssim(x, y))
+
+
+def test_mismatch_term_rewards_a_discriminator_that_checks_the_controls():
+    d_real, d_wrong = torch.tensor([2.0, 0.5]), torch.tensor([0.0, 0.5])
+    assert torch.allclose(losses.mismatch_d_loss(d_wrong, d_real), Fn.softplus(-(d_real - d_wrong)).mean())
+    # indifferent to the controls: log 2; preferring the true controls: lower
+    assert math.isclose(losses.mismatch_d_loss(d_real, d_real).item(), math.log(2), rel_tol=1e-6)
+    assert losses.mismatch_d_loss(d_wrong - 1, d_real) < losses.mismatch_d_loss(d_wrong, d_real)

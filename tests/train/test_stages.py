@@ -178,3 +178,40 @@ def test_a_wider_autoencoder_and_its_dit_start_from_the_narrow_chain(tiny_data, 
     adapt = train(_cfg("adapt", tiny_data, wide, transfer=str(narrow / "adapt" / "final" / "model")))
     assert VideoDiT.from_pretrained(adapt / "model").config.latent_channels == 16
     assert not (wide / "teacher").exists()
+
+
+
+def test_matching_aware_discriminator_sees_real_videos_under_other_clips_controls(tiny_data, tmp_path):
+    """d_mismatch: each discriminator step also scores the real windows under the next clip's
+    controls (the first frame's own), and that term, weighted, is added to its loss."""
+    import numpy as np
+
+    from train.stages import build_stage
+
+    for stage in ("autoencoder", "teacher", "adapt", "distill"):
+        train(_cfg(stage, tiny_data, tmp_path))
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        build_stage(_cfg("adversarial", tiny_data, tmp_path, d_mismatch=1.0, batch_size=1))
+    stage = build_stage(_cfg("adversarial", tiny_data, tmp_path, d_mismatch=0.5, batch_size=2))
+    calls, score = [], stage._d
+
+    def spy(z, ctrl, t, eps, warp):
+        calls.append((z, ctrl))
+        return score(z, ctrl, t, eps, warp)
+
+    def disc_loss():
+        calls.clear()
+        return stage.loss("disc0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
+
+    stage._d = spy
+    loss, metrics = disc_loss()
+    assert len(calls) == 5                                   # real, fake, their perturbed copies, mismatched
+    (real, ctrl), (mm_z, wrong) = calls[0], calls[4]
+    assert torch.equal(mm_z, real)
+    assert torch.equal(wrong[:, 0], ctrl[:, 0])              # the first frame keeps its own controls
+    assert torch.equal(wrong[0, 1:], ctrl[1, 1:]) and torch.equal(wrong[1, 1:], ctrl[0, 1:])
+    assert not torch.equal(wrong, ctrl)
+    stage.cfg.d_mismatch = 0.0
+    base, base_metrics = disc_loss()
+    assert len(calls) == 4 and "d_mismatch" not in base_metrics
+    assert abs((loss - base).item() - 0.5 * metrics["d_mismatch"]) < 1e-5
