@@ -86,8 +86,9 @@ def mismatch_d_loss(d_mismatched: torch.Tensor, d_real: torch.Tensor) -> torch.T
     third kind of input), in the relativistic form: a real video must score above the same video
     under another clip's controls, softplus(-(D(x, c) - D(x, c'))). A discriminator that only
     judges realism is indifferent to it; one that checks the video against its controls (the pose
-    it shows, the camera motion) is what teaches the generator to follow them."""
-    return Fn.softplus(-(d_real - d_mismatched)).mean()
+    it shows, the camera motion) is what teaches the generator to follow them. The mismatched
+    pair takes the fake's place in the discriminator's relativistic loss."""
+    return relativistic_d_loss(d_mismatched, d_real)
 
 
 def approx_r_penalty(d_clean: torch.Tensor, d_perturbed: torch.Tensor) -> torch.Tensor:

@@ -180,7 +180,6 @@ def test_a_wider_autoencoder_and_its_dit_start_from_the_narrow_chain(tiny_data, 
     assert not (wide / "teacher").exists()
 
 
-
 def test_matching_aware_discriminator_sees_real_videos_under_other_clips_controls(tiny_data, tmp_path):
     """d_mismatch: each discriminator step also scores the real windows under the next clip's
     controls (the first frame's own), and that term, weighted, is added to its loss."""
