@@ -45,6 +45,9 @@ PRESETS = {
     # the same network with twice the latent channels (24x fewer numbers than pixels instead of 48x):
     # the avatar's fast thin limbs need it (docs/training.md, "A wider avatar autoencoder")
     "small-32": AutoencoderConfig(latent_channels=32),
+    # the same network packing 2 frames per latent instead of 4 (as many numbers per second as
+    # small-32): for the avatar's fast limbs, which a 4-frame latent smears into a ghost
+    "small-f2": AutoencoderConfig(frames_per_latent=2),
 }
 
 
@@ -180,18 +183,34 @@ def transfer_autoencoder(dst: VideoAutoencoder, src: VideoAutoencoder) -> list[s
     filters for the first channels (the new ones keep their initialisation), and the decoder's
     input conv gets ``src``'s columns for [z_k | z_{k-1}]'s old channels and zeros for the new
     ones, so ``dst`` starts decoding exactly like ``src``. Returns the names of the tensors left
-    at ``dst``'s initialisation."""
+    at ``dst``'s initialisation.
+
+    ``dst`` may also pack fewer frames per latent, ``r = src fpl / dst fpl`` times fewer: each of
+    its new frames takes the sum of the encoder's input filters of the ``r`` frames it stands for,
+    and each of its output frames the mean of the decoder's ``r`` output frames, so ``dst`` starts
+    as ``src`` run on the video with every new frame repeated ``r`` times (slow motion)."""
     cs, cd = src.config.latent_channels, dst.config.latent_channels
-    same = ("frames_per_latent", "enc_widths", "enc_blocks", "dec_widths", "dec_blocks")
+    fs, fd = src.config.frames_per_latent, dst.config.frames_per_latent
+    same = ("enc_widths", "enc_blocks", "dec_widths", "dec_blocks")
     if any(getattr(src.config, f) != getattr(dst.config, f) for f in same) or cd < cs:
         raise ValueError("transfer_autoencoder needs the same layers and at least the same latent channels")
+    if fd > fs or fs % fd:
+        raise ValueError(f"transfer_autoencoder packs {fs} frames per latent into {fd}: it must divide it")
+    r = fs // fd
     own, theirs = dst.state_dict(), src.state_dict()
     left = []
     for k, v in own.items():
         if k in theirs and theirs[k].shape == v.shape:
             v.copy_(theirs[k])
-        elif k not in ("encoder.conv_out.weight", "encoder.conv_out.bias", "decoder.conv_in.weight"):
+        elif k not in ("encoder.conv_out.weight", "encoder.conv_out.bias", "decoder.conv_in.weight",
+                       "encoder.conv_in.weight", "decoder.conv_out.weight", "decoder.conv_out.bias"):
             left.append(k)
+    if r > 1:
+        w_in = src.encoder.conv_in.weight                            # (w0, 3 (1 + fs), 3, 3): context, frames
+        new = w_in[:, 3:].unflatten(1, (fd, r, 3)).sum(2).flatten(1, 2)
+        dst.encoder.conv_in.weight.copy_(torch.cat([w_in[:, :3], new], 1))
+        dst.decoder.conv_out.weight.copy_(src.decoder.conv_out.weight.unflatten(0, (fd, r, 3)).mean(1).flatten(0, 1))
+        dst.decoder.conv_out.bias.copy_(src.decoder.conv_out.bias.unflatten(0, (fd, r, 3)).mean(1).flatten(0, 1))
     dst.encoder.conv_out.weight[:cs] = src.encoder.conv_out.weight
     dst.encoder.conv_out.bias[:cs] = src.encoder.conv_out.bias
     w = dst.decoder.conv_in.weight                                  # (out, 2C, 3, 3): [z_k | z_{k-1}]

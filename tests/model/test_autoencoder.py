@@ -78,6 +78,24 @@ def test_transfer_to_more_latent_channels_decodes_the_same(ae):
         assert (wide.decode(zw) - ae.decode(z)).abs().max() > 1e-3
 
 
+def test_transfer_to_fewer_frames_per_latent_is_the_slow_motion_of_the_old(ae):
+    """An autoencoder packing 2 frames per latent, started from a 4-frame one, encodes a video as
+    the old one encodes it with every new frame doubled, and decodes each frame as the mean of
+    the old one's two frames for it."""
+    half = VideoAutoencoder(replace(ae.config, frames_per_latent=2)).eval()
+    assert transfer_autoencoder(half, ae) == []
+    x = torch.randn(1, 5, 3, 32, 32)                                   # 1 + 2 x 2 frames
+    slow = torch.cat([x[:, :1], x[:, 1:].repeat_interleave(2, 1)], 1)  # 1 + 4 x 2 frames
+    with torch.no_grad():
+        z = half.encode(x)
+        torch.testing.assert_close(z, ae.encode(slow), atol=1e-5, rtol=1e-4)
+        pair = torch.cat([z[:, 2], z[:, 1]], 1)                        # [z_k | z_k-1]
+        old = ae.decoder(pair)                                         # (1, 4, 3, H, W)
+        torch.testing.assert_close(half.decoder(pair), old.unflatten(1, (2, 2)).mean(2), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="divide"):
+        transfer_autoencoder(VideoAutoencoder(replace(ae.config, frames_per_latent=3)), ae)
+
+
 def test_transfer_needs_the_same_layers(ae):
     with pytest.raises(ValueError, match="same layers"):
         transfer_autoencoder(VideoAutoencoder(replace(PRESETS["tiny"], enc_widths=(8, 16, 32, 32))), ae)
