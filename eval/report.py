@@ -20,7 +20,8 @@ import numpy as np
 
 NAMES = {"teacher": "teacher (bidirectional, multi-step)", "adapt": "adapt (causal, multi-step)",
          "distill": "distill (1 step)", "adversarial": "adversarial (1 step, no long stage)",
-         "aapt": "**AAPT** (full recipe, 1 step)", "adversarial_tf": "adversarial, teacher forcing (ablation)",
+         "aapt": "**AAPT** (full recipe, 1 step)",
+         "long": "AAPT's long stage alone (no interpolation)", "adversarial_tf": "adversarial, teacher forcing (ablation)",
          "autoencoder": "ground truth through the autoencoder (bound)"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 

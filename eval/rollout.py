@@ -42,6 +42,9 @@ METHODS = {
     "distill": Method("distill", "distill", "one-step"),
     "adversarial": Method("adversarial", "adversarial", "one-step"),
     "aapt": Method("aapt", "generator", "one-step"),
+    # where the shipped generator interpolates the adversarial and the long stage's weights
+    # (train/soup.py), the long stage's own generator beside it
+    "long": Method("long", "long", "one-step"),
     "adversarial_tf": Method("adversarial_tf", "adversarial-tf", "one-step"),
 }
 

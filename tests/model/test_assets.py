@@ -29,7 +29,7 @@ def test_shipped_autoencoder_reconstructs_test_clips(model, source, floor):
 
 
 @pytest.mark.parametrize("model,control", [("world", "camera"), ("avatar", "pose")])
-@pytest.mark.parametrize("name", ["teacher", "adapt", "distill", "adversarial", "adversarial-tf", "generator"])
+@pytest.mark.parametrize("name", ["teacher", "adapt", "distill", "adversarial", "adversarial-tf", "long", "generator"])
 def test_shipped_generators_load(model, control, name):
     d = ASSETS / model / name
     if not d.is_dir():
