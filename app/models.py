@@ -18,7 +18,7 @@ import torch
 
 from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT
-from model.engine import StreamingEngine
+from model.engine import StreamingEngine, check_pair
 from model.io import ModelFileError
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,10 @@ class ModelStore:
                     dit = VideoDiT.from_pretrained(info.path / "generator")
                 except ModelFileError as e:
                     raise ModelLoadError(f"The model '{info.name}' could not be loaded: {e}.") from None
-                if ae.config.latent_channels != dit.config.latent_channels:
-                    raise ModelLoadError(f"The model '{info.name}' could not be loaded: its autoencoder makes "
-                                         f"{ae.config.latent_channels}-channel latents, its generator expects "
-                                         f"{dit.config.latent_channels}.")
+                try:
+                    check_pair(ae, dit)
+                except ValueError as e:
+                    raise ModelLoadError(f"The model '{info.name}' could not be loaded: {e}.") from None
                 self._loaded[info.label] = (ae, dit)
             ae, dit = self._loaded[info.label]
             # StreamingEngine moves/casts the shared modules in place; same device and dtype every time

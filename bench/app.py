@@ -82,7 +82,8 @@ def save_random_model(directory: str | Path, control: str, ae_preset: str = "tin
 
     torch.manual_seed(seed)
     ae = VideoAutoencoder(AE_PRESETS[ae_preset])
-    dit = VideoDiT(replace(DIT_PRESETS[dit_preset], control=control, latent_channels=ae.config.latent_channels))
+    dit = VideoDiT(replace(DIT_PRESETS[dit_preset], control=control, latent_channels=ae.config.latent_channels,
+                           frames_per_latent=ae.config.frames_per_latent))
     with torch.no_grad():
         for p in list(ae.parameters()) + list(dit.parameters()):
             p.add_(torch.randn_like(p) * noise)

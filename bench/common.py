@@ -35,7 +35,8 @@ def build_models(preset: str) -> tuple[VideoAutoencoder, VideoDiT, bool]:
         return VideoAutoencoder.from_pretrained(d / "autoencoder"), VideoDiT.from_pretrained(d / "generator"), True
     ae = VideoAutoencoder(AE_PRESETS[ae_p])
     dit = VideoDiT(replace(DIT_PRESETS[dit_p], latent_channels=ae.config.latent_channels,
-                           latent_size=size // ae.config.spatial_factor, control=control))
+                           latent_size=size // ae.config.spatial_factor, control=control,
+                           frames_per_latent=ae.config.frames_per_latent))
     with torch.no_grad():  # random but not degenerate (adaLN-Zero would make every block the identity)
         for p in dit.parameters():
             p.add_(torch.randn_like(p) * 0.02)

@@ -32,6 +32,7 @@ from eval.metrics import psnr_per_frame, ssim_per_frame
 from eval.pose import pooled_akd, pooled_parts, pooled_pck, pose_errors
 from eval.rollout import METHODS, Controls, generate, load_method, reconstruct
 from model.autoencoder import VideoAutoencoder
+from model.engine import check_pair
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 RECON = "autoencoder"      # the ground truth through the autoencoder, beside the methods
@@ -68,6 +69,8 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     dits = {m: load_method(model_dir, m) for m in methods if m != RECON}
     if not dits:
         raise ValueError(f"evaluate needs at least one of {list(METHODS)} beside {RECON!r}")
+    for dit in dits.values():
+        check_pair(ae, dit)
     control = next(iter(dits.values())).config.control
     size = next(iter(dits.values())).config.latent_size * ae.config.spatial_factor
     source = source or ("avatar" if control == "pose" else "world")
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", nargs="+", default=None, choices=[*METHODS, RECON],
                    help=f"default: those present of {list(METHODS)}, and {RECON}")
     p.add_argument("--clips", type=int, default=8)
-    p.add_argument("--frames", type=int, default=121, help="video frames per clip (1 + 4k)")
+    p.add_argument("--frames", type=int, default=121, help="video frames per clip (1 + k x the frames per latent)")
     p.add_argument("--window", type=int, default=240, help="frames per metric window (10 s at 24 fps)")
     p.add_argument("--features", default=str(ASSETS / "eval" / "features"),
                    help="FVD-lite feature network ('' skips FVD-lite)")

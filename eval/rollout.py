@@ -80,7 +80,7 @@ def load_method(model_dir: str | Path, method: str) -> VideoDiT:
 
 @torch.no_grad()
 def decode_latents(ae: VideoAutoencoder, z: torch.Tensor, chunk: int = 32) -> np.ndarray:
-    """(1, 1 + k, C, h, w) normalised latents -> (1 + 4k, H, W, 3) uint8, decoded in chunks
+    """(1, 1 + k, C, h, w) normalised latents -> (1 + fpl k, H, W, 3) uint8, decoded in chunks
     (the decoder sees each latent with its predecessor, so chunks join exactly)."""
     raw = ae.denormalize(z.float())[0]
     out = [to_uint8(ae.decode(raw[:1][None]).float()[0])]

@@ -41,6 +41,8 @@ PRESETS = {
                               dec_blocks=(1, 1, 1, 1)),
     "tiny-wide": AutoencoderConfig(latent_channels=16, enc_widths=(8, 16, 16, 32), dec_widths=(32, 16, 16, 8),
                                    dec_blocks=(1, 1, 1, 1)),
+    "tiny-f2": AutoencoderConfig(latent_channels=8, enc_widths=(8, 16, 16, 32), dec_widths=(32, 16, 16, 8),
+                                 dec_blocks=(1, 1, 1, 1), frames_per_latent=2),
     "small": AutoencoderConfig(),
     # the same network with twice the latent channels (24x fewer numbers than pixels instead of 48x):
     # the avatar's fast thin limbs need it (docs/training.md, "A wider avatar autoencoder")

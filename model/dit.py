@@ -40,7 +40,9 @@ from model.io import Pretrained
 from model.kernels import apply_rope, attention, modulated_norm
 from model.kernels.attention import frame_visibility
 
-CONTROL_FEATURES = {"camera": 24, "pose": 132, "none": 0}  # per token, for 4 video frames per latent
+# control features per token for each video frame a latent packs: 6 Plücker numbers (camera),
+# 33 landmark weights (pose); a token carries those of all its latent's frames
+CONTROL_FEATURES = {"camera": 6, "pose": 33, "none": 0}
 
 
 @dataclass
@@ -58,6 +60,7 @@ class DiTConfig:
     rope_time_dims: int = 16      # head dims rotated by the frame index (rest split over h and w)
     rope_base: float = 100.0
     reproject: bool = False       # camera mode: warp the recycled latent by the commanded rotation
+    frames_per_latent: int = 4    # video frames per latent frame: the autoencoder's, sets Cc
 
     @property
     def tokens_per_frame(self) -> int:
@@ -65,7 +68,7 @@ class DiTConfig:
 
     @property
     def control_features(self) -> int:
-        return CONTROL_FEATURES[self.control]
+        return CONTROL_FEATURES[self.control] * self.frames_per_latent
 
 
 PRESETS = {
@@ -286,6 +289,8 @@ class VideoDiT(Pretrained):
             raise ValueError(f"control must be one of {sorted(CONTROL_FEATURES)}, got {config.control!r}")
         if config.dim % config.heads or config.latent_size % config.patch:
             raise ValueError("dim must divide by heads and latent_size by patch")
+        if config.frames_per_latent < 1:
+            raise ValueError(f"frames_per_latent must be at least 1, got {config.frames_per_latent}")
         self.config = cfg = config
         if config.reproject and config.control != "camera":
             raise ValueError("reproject needs camera control")
@@ -431,9 +436,16 @@ def transfer_weights(dst: VideoDiT, src: VideoDiT) -> list[str]:
     latent either way). Control columns are copied when the control kind agrees, else zeroed (the
     new control starts with no effect and learns from there). New latent channels get zero input
     columns and zero output rows: on the old channels ``dst`` predicts what ``src`` predicts, and
-    on the new ones it copies the recycled latent (the residual base). Returns the names of the
-    tensors left at ``dst``'s initialisation."""
+    on the new ones it copies the recycled latent (the residual base). A ``dst`` that packs r times
+    fewer video frames per latent (a ``transfer_autoencoder``-made autoencoder) gets, for each of
+    its frames, the summed control columns of the r old frames it stands for: fed a frame's
+    control r times over, ``src`` sees the same numbers (the video in slow motion, as the
+    transferred autoencoder does). Returns the names of the tensors left at ``dst``'s
+    initialisation."""
     sc, dc = src.config, dst.config
+    if sc.frames_per_latent % dc.frames_per_latent:
+        raise ValueError(f"transfer_weights packs fewer frames per latent by a whole factor: "
+                         f"{sc.frames_per_latent} -> {dc.frames_per_latent} is not one")
     if (sc.patch, sc.dim, sc.depth, sc.heads) != (dc.patch, dc.dim, dc.depth, dc.heads) \
             or dc.latent_channels < sc.latent_channels:
         raise ValueError("transfer_weights needs the same patch, width, depth and heads, and at least "
@@ -466,9 +478,17 @@ def transfer_weights(dst: VideoDiT, src: VideoDiT) -> list[str]:
     new = [_widen_channels(w, p, c_src, c_dst, 1) for w in new]
     if dc.control_features:
         same = dc.control == sc.control
+        if same and dc.frames_per_latent != sc.frames_per_latent:
+            ctrl = _pack_control_frames(ctrl, sc.frames_per_latent, dc.frames_per_latent)
         new.append(ctrl if same else torch.zeros(w_dst.shape[0], dc.control_features, dtype=w_dst.dtype))
         if not same:
             left.append("x_in.weight[control]")
     w_dst.copy_(torch.cat(new, 1))
     dst.x_in.bias.copy_(src.x_in.bias)
     return left
+
+
+def _pack_control_frames(w: torch.Tensor, fs: int, fd: int) -> torch.Tensor:
+    """(D, fs Cf) control columns, frame-major -> (D, fd Cf): each new frame the sum of the
+    fs / fd old frames it stands for."""
+    return rearrange(w, "d (f r c) -> d f r c", f=fd, r=fs // fd).sum(2).flatten(1)

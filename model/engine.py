@@ -2,10 +2,10 @@
 
     engine = StreamingEngine.from_pretrained("assets/world")
     first = engine.reset(image, seed=0)          # (H, W, 3) uint8, what the model starts from
-    frames = engine.step(controls)               # (4, H, W, 3) uint8, the next 4 video frames
+    frames = engine.step(controls)               # (fpl, H, W, 3) uint8, the next fpl video frames
 
 Each step: [recycled latent | noise | control] -> DiT with the KV cache (first frame + sliding
-window) -> next latent -> streaming decoder -> 4 RGB frames. Time and memory per step are
+window) -> next latent -> streaming decoder -> fpl RGB frames (4 in the shipped models). Time and memory per step are
 constant for unlimited length. A plain Python object (no UI imports); one per thread is safe.
 """
 from __future__ import annotations
@@ -26,6 +26,19 @@ from model.dit import VideoDiT
 
 class ControlError(ValueError):
     """A control that does not fit the model's mode (shape or kind)."""
+
+
+def check_pair(ae: VideoAutoencoder, dit: VideoDiT) -> None:
+    """ValueError saying what differs when ``dit`` cannot run on ``ae``'s latents."""
+    a, d = ae.config, dit.config
+    why = []
+    if a.latent_channels != d.latent_channels:
+        why.append(f"its autoencoder makes {a.latent_channels}-channel latents, its generator expects {d.latent_channels}")
+    if a.frames_per_latent != d.frames_per_latent:
+        why.append(f"its autoencoder packs {a.frames_per_latent} video frames per latent, its generator "
+                   f"{d.frames_per_latent}")
+    if why:
+        raise ValueError("; ".join(why))
 
 
 def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
@@ -69,6 +82,7 @@ class StreamingEngine:
 
     def __init__(self, ae: VideoAutoencoder, dit: VideoDiT, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.bfloat16, compile: bool = False):
+        check_pair(ae, dit)
         self.device = torch.device(device)
         self.dtype = dtype
         self.ae = ae.to(self.device).eval()

@@ -138,6 +138,7 @@ def build_stage(cfg: TrainConfig) -> Stage:
 # ============================================================================= DiT stages
 from model.dit import PRESETS as DIT_PRESETS  # noqa: E402
 from model.dit import VideoDiT, maps_from_first, transfer_weights  # noqa: E402
+from model.engine import check_pair  # noqa: E402
 from model.sampling import rollout_one_step, sample_bidirectional, sample_causal  # noqa: E402
 from train.latents import LatentWindows, encode_shards  # noqa: E402
 
@@ -203,6 +204,7 @@ class DiffusionStage(Stage):
         H = self.val_pixels.frame_shape[1]
         self.latent_size = H // self.ae.config.spatial_factor
         self.dit = self.build_model().to(self.device)
+        check_pair(self.ae, self.dit)
         self.dit.gradient_checkpointing = cfg.grad_checkpointing
         grid = self.latent_size // self.dit.config.patch
         self.train = latent_cache(cfg, self.ae, "train", grid, limit=cfg.latent_clips or None)
@@ -230,7 +232,8 @@ class DiffusionStage(Stage):
         if init is not None:
             return VideoDiT.from_pretrained(init)
         dc = replace(DIT_PRESETS[self.cfg.dit_preset], latent_channels=self.ae.config.latent_channels,
-                     latent_size=self.latent_size, control=self.cfg.control, reproject=self.cfg.reproject)
+                     latent_size=self.latent_size, control=self.cfg.control, reproject=self.cfg.reproject,
+                     frames_per_latent=self.ae.config.frames_per_latent)
         model = VideoDiT(dc)
         if self.cfg.transfer:
             left = transfer_weights(model, VideoDiT.from_pretrained(self.cfg.transfer))

@@ -193,6 +193,33 @@ def test_transfer_to_more_latent_channels():
     assert torch.equal(b[:, :, C:], rec[:, :, C:])
 
 
+@pytest.mark.parametrize("control", ["pose", "camera"])
+def test_transfer_to_fewer_frames_per_latent(control):
+    """A DiT for an autoencoder packing 2 frames per latent, started from a 4-frame one, predicts
+    what the 4-frame one predicts when each of its frames' controls is given twice (slow motion)."""
+    src = _model(control=control)
+    dst = VideoDiT(replace(src.config, frames_per_latent=2))
+    per = src.config.control_features // 4
+    assert dst.config.control_features == 2 * per
+    assert transfer_weights(dst, src) == []
+    rec, noisy, ctrl, t = _inputs(dst, 2, 5)                            # ctrl (B, F, T, 2 per)
+    twice = ctrl.unflatten(-1, (2, per)).repeat_interleave(2, -2).flatten(-2)   # (B, F, T, 4 per)
+    with torch.no_grad():
+        a = src(rec, noisy, twice, t, mode="causal")
+        b = dst(rec, noisy, ctrl, t, mode="causal")
+    assert (a - b).abs().max().item() < 1e-4
+    with pytest.raises(ValueError, match="whole factor"):
+        transfer_weights(VideoDiT(replace(src.config, frames_per_latent=3)), src)
+
+
+def test_control_features_scale_with_frames_per_latent():
+    assert replace(PRESETS["tiny"], control="pose").control_features == 33 * 4
+    assert replace(PRESETS["tiny"], control="pose", frames_per_latent=2).control_features == 33 * 2
+    assert replace(PRESETS["tiny"], control="camera", frames_per_latent=1).control_features == 6
+    with pytest.raises(ValueError, match="at least 1"):
+        VideoDiT(replace(PRESETS["tiny"], frames_per_latent=0))
+
+
 def test_transfer_needs_the_same_trunk():
     with pytest.raises(ValueError, match="same patch, width"):
         transfer_weights(VideoDiT(replace(PRESETS["tiny"], dim=48)), VideoDiT(PRESETS["tiny"]))

@@ -11,29 +11,32 @@ from model.dit import PRESETS, VideoDiT
 from model.engine import ControlError, StreamingEngine, prepare_image
 
 
-def _engine(control="camera", **kw) -> StreamingEngine:
+def _engine(control="camera", fpl=4, **kw) -> StreamingEngine:
     torch.manual_seed(0)
-    ae = VideoAutoencoder(AE_PRESETS["tiny"])
-    dit = VideoDiT(replace(PRESETS["tiny"], control=control, reproject=kw.pop("reproject", False)))
+    ae = VideoAutoencoder(replace(AE_PRESETS["tiny"], frames_per_latent=fpl))
+    dit = VideoDiT(replace(PRESETS["tiny"], control=control, reproject=kw.pop("reproject", False),
+                           frames_per_latent=fpl))
     with torch.no_grad():
         for p in list(ae.parameters()) + list(dit.parameters()):
             p.add_(torch.randn_like(p) * 0.05)
     return StreamingEngine(ae, dit, **kw)
 
 
-def test_engine_stream_equals_the_training_rollout():
+@pytest.mark.parametrize("fpl", [4, 2])
+def test_engine_stream_equals_the_training_rollout(fpl):
     """The app's engine and the recipe's rollout (model/sampling.py) make the same latents from
-    the same first frame, camera controls and seed, reprojection maps included."""
+    the same first frame, camera controls and seed, reprojection maps included, for any number
+    of video frames per latent."""
     from controls.camera import CameraRig, CameraState, RigLimits, clip_camera_tokens, clip_reprojection_maps
     from model.sampling import rollout_one_step
 
-    e = _engine(reproject=True, dtype=torch.float32)
+    e = _engine(fpl=fpl, reproject=True, dtype=torch.float32)
     e.reset(_image(), seed=3)
     z0 = e.state.prev
-    controls = np.random.default_rng(0).normal(0, 2.0, (12, 7)) * [1, 1, 1, 0.1, 0.1, 0.05, 0.01]
+    controls = np.random.default_rng(0).normal(0, 2.0, (3 * fpl, 7)) * [1, 1, 1, 0.1, 0.1, 0.05, 0.01]
     latents = []
     for k in range(3):
-        e.step(controls[4 * k:4 * k + 4])
+        assert e.step(controls[fpl * k:fpl * k + fpl]).shape == (fpl, 32, 32, 3)
         latents.append(e.state.prev)
     rig = CameraRig(e.size, e.size, CameraState(fov_x=e.default_fov), RigLimits(pitch_deg=85.0, roll_deg=90.0))
     Ks, w2cs = [rig.K()], [rig.w2c()]
@@ -42,8 +45,8 @@ def test_engine_stream_equals_the_training_rollout():
         Ks.append(rig.K())
         w2cs.append(rig.w2c())
     Ks, w2cs = np.stack(Ks), np.stack(w2cs)
-    ctrl = torch.from_numpy(clip_camera_tokens(Ks, w2cs, e.size, e.size, e.grid))[None]
-    warp = torch.from_numpy(clip_reprojection_maps(Ks, w2cs, e.size, e.size))[None]
+    ctrl = torch.from_numpy(clip_camera_tokens(Ks, w2cs, e.size, e.size, e.grid, fpl))[None]
+    warp = torch.from_numpy(clip_reprojection_maps(Ks, w2cs, e.size, e.size, fpl))[None]
     ref = rollout_one_step(e.dit, z0, ctrl, 3, torch.Generator().manual_seed(3), warp)
     assert torch.allclose(torch.cat(latents), ref[0, 1:], atol=1e-4)
 
@@ -107,6 +110,24 @@ def test_pose_engine():
     assert e.step(lm).shape == (4, 32, 32, 3)
     with pytest.raises(ControlError):
         e.step(np.zeros(7))
+
+
+def test_pose_engine_two_frames_per_latent():
+    e = _engine("pose", fpl=2)
+    e.reset(_image())
+    lm = np.random.default_rng(0).random((2, 33, 4)).astype(np.float32)
+    assert e.step(lm).shape == (2, 32, 32, 3)
+    assert e.step(lm[0]).shape == (2, 32, 32, 3)
+    with pytest.raises(ControlError, match=r"\(2, 33, 4\)"):
+        e.step(np.zeros((4, 33, 4)))
+
+
+def test_an_autoencoder_and_generator_that_do_not_fit_are_refused():
+    ae = VideoAutoencoder(replace(AE_PRESETS["tiny"], frames_per_latent=2))
+    with pytest.raises(ValueError, match="packs 2 video frames per latent, its generator 4"):
+        StreamingEngine(ae, VideoDiT(replace(PRESETS["tiny"], control="pose")))
+    with pytest.raises(ValueError, match="16-channel"):
+        StreamingEngine(VideoAutoencoder(AE_PRESETS["tiny-wide"]), VideoDiT(PRESETS["tiny"]))
 
 
 @pytest.mark.parametrize("shape", [(10, 30, 3), (30, 10, 4), (17, 17)])

@@ -164,20 +164,27 @@ def test_decoder_only_fine_tune_keeps_the_latent_space(tiny_data, tmp_path):
         _cfg("autoencoder", tiny_data, run, ae_train="decoder")
 
 
-def test_a_wider_autoencoder_and_its_dit_start_from_the_narrow_chain(tiny_data, tmp_path):
-    """transfer= widens the latent space: the autoencoder stage starts the wide preset from a
-    trained narrow autoencoder, and a DiT stage of the wide run starts from the narrow run's model
-    (model/dit.py transfer_weights) instead of its previous stage."""
-    narrow = tmp_path / "narrow"
+@pytest.mark.parametrize("ae_preset, field, value", [("tiny-wide", "latent_channels", 16),
+                                                      ("tiny-f2", "frames_per_latent", 2)])
+def test_a_new_latent_space_and_its_dit_start_from_the_old_chain(tiny_data, tmp_path, ae_preset, field, value):
+    """transfer= moves the chain to another latent space (more channels, or fewer frames per
+    latent): the autoencoder stage starts the new preset from the trained old autoencoder, and a
+    DiT stage of the new run starts from the old run's model (model/dit.py transfer_weights)
+    instead of its previous stage; the stages after it chain as usual."""
+    old = tmp_path / "old"
     for stage in ("autoencoder", "teacher", "adapt"):
-        train(_cfg(stage, tiny_data, narrow))
-    wide = tmp_path / "wide"
-    ae = train(_cfg("autoencoder", tiny_data, wide, ae_preset="tiny-wide",
-                    transfer=str(narrow / "autoencoder" / "final" / "model")))
-    assert VideoAutoencoder.from_pretrained(ae / "model").config.latent_channels == 16
-    adapt = train(_cfg("adapt", tiny_data, wide, transfer=str(narrow / "adapt" / "final" / "model")))
-    assert VideoDiT.from_pretrained(adapt / "model").config.latent_channels == 16
-    assert not (wide / "teacher").exists()
+        train(_cfg(stage, tiny_data, old))
+    new = tmp_path / "new"
+    ae = train(_cfg("autoencoder", tiny_data, new, ae_preset=ae_preset,
+                    transfer=str(old / "autoencoder" / "final" / "model")))
+    assert getattr(VideoAutoencoder.from_pretrained(ae / "model").config, field) == value
+    adapt = train(_cfg("adapt", tiny_data, new, transfer=str(old / "adapt" / "final" / "model")))
+    assert getattr(VideoDiT.from_pretrained(adapt / "model").config, field) == value
+    assert not (new / "teacher").exists()
+    if field == "frames_per_latent":       # controls and rollouts of 2-frame latents, to the end
+        for stage in ("distill", "adversarial", "long"):
+            train(_cfg(stage, tiny_data, new))
+        assert VideoDiT.from_pretrained(new / "long" / "final" / "generator").config.frames_per_latent == 2
 
 
 def test_matching_aware_discriminator_sees_real_videos_under_other_clips_controls(tiny_data, tmp_path):
