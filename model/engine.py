@@ -5,8 +5,9 @@
     frames = engine.step(controls)               # (fpl, H, W, 3) uint8, the next fpl video frames
 
 Each step: [recycled latent | noise | control] -> DiT with the KV cache (first frame + sliding
-window) -> next latent -> streaming decoder -> fpl RGB frames (4 in the shipped models). Time and memory per step are
-constant for unlimited length. A plain Python object (no UI imports); one per thread is safe.
+window) -> next latent -> streaming decoder -> fpl RGB frames (4 in the shipped models). Time
+and memory per step are constant for unlimited length. A plain Python object (no UI imports);
+one per thread is safe.
 """
 from __future__ import annotations
 
