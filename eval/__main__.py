@@ -10,7 +10,10 @@ frames against the ground truth's windows, RotErr / TransErr (camera models) or 
 models, eval/pose.py) per window with the floor of the same estimator on the ground truth, drift (last
 window / first window), revisit consistency after a full 360-degree yaw (camera models) and
 the time per latent frame. The row ``autoencoder`` scores the ground truth encoded and decoded by
-the model's autoencoder: the bound of every generator that decodes its latents.
+the model's autoencoder: the bound of every generator that decodes its latents. Beside each
+FVD-lite figure (eval/stats.py): its 90 % bootstrap interval over the clips, the drift's interval,
+FD-infinity (the few-clip bias extrapolated away) and the share of windows whose content (world
+kind, avatar) the feature network still recognises.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, frechet_distance, window_features
 from eval.metrics import psnr_per_frame, ssim_per_frame
 from eval.pose import pooled_akd, pooled_parts, pooled_pck, pose_errors
+from eval.stats import add_fvd_stats, content_accuracy, content_label, save_features
 from eval.rollout import METHODS, Controls, generate, load_method, reconstruct
 from model.autoencoder import VideoAutoencoder
 from model.engine import check_pair
@@ -59,9 +63,11 @@ def windows(n_frames: int, window: int) -> list[tuple[int, int]]:
 
 
 def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, window: int, features: str,
-             source: str | None = None, revisit: bool = True, seed: int = 0, videos: str | None = None) -> dict:
+             source: str | None = None, revisit: bool = True, seed: int = 0, videos: str | None = None,
+             features_out: str | None = None, n_boot: int = 200) -> dict:
     """All metrics of ``methods`` on ``clips`` test clips; with ``videos``, the first clip's
-    ground truth and every method's video are written there as MP4 (the report's strips)."""
+    ground truth and every method's video are written there as MP4 (the report's strips); with
+    ``features_out``, every window's FVD-lite features go to that .npz (eval/stats.py reads it)."""
     torch.set_num_threads(torch.get_num_threads())
     model_dir = Path(model_dir)
     ae = VideoAutoencoder.from_pretrained(model_dir / "autoencoder").eval()
@@ -81,9 +87,12 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
                "pose": [[] for _ in wins], "ms_per_latent": []} for m in methods}
     floor_cam = [[] for _ in wins]
     floor_pose = [[] for _ in wins]
+    labels = []                                   # the feature net's content class of each clip
     for i in range(clips):
         clip = ground_truth(source, i, n_frames, size)
         gt = clip.frames
+        if net is not None:
+            labels.append(content_label(clip.meta, net.config.contents))
         ctl = Controls(K=clip.K, w2c=clip.w2c, landmarks=clip.landmarks)
         for w, (a, b) in enumerate(wins):
             if net is not None:
@@ -114,6 +123,8 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
                 elif control == "pose":
                     res[m]["pose"][w].append(pose_errors(video[a:b], clip.landmarks[a:b]))
     ref = np.concatenate([f for fs in gt_feats for f in fs]) if net is not None else None  # all GT windows
+    if features_out and net is not None:
+        save_features(features_out, wins, labels, gt_feats, {m: res[m]["feats"] for m in methods})
     out = {"model": str(model_dir.name), "source": source, "control": control, "clips": clips,
            "frames": n_frames, "window": window, "windows": [list(w) for w in wins], "methods": {}}
     if control == "camera":
@@ -121,6 +132,8 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     elif control == "pose":
         out["floor"] = {"akd": [pooled_akd(ps) for ps in floor_pose], "pck": [pooled_pck(ps) for ps in floor_pose],
                         "missing": _window_means(floor_pose, "missing"), "akd_parts": pooled_parts(floor_pose)}
+    if net is not None:           # how often the feature net names the true content on the truth itself
+        out.setdefault("floor", {})["content_acc"] = content_accuracy(net, gt_feats, labels)
     for m in methods:
         r = res[m]
         o = {"psnr_1s": float(np.mean(r["psnr_1s"])), "ssim_1s": float(np.mean(r["ssim_1s"])),
@@ -130,6 +143,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         if ref is not None:
             o["fvd"] = [frechet_distance(np.concatenate(f), ref) for f in r["feats"]]
             o["drift_fvd"] = o["fvd"][-1] / max(o["fvd"][0], 1e-9)
+            o["content_acc"] = content_accuracy(net, r["feats"], labels)
         if control == "camera":
             o["rot_err"], o["trans_err"] = _window_means(r["cam"], "rot_err"), _window_means(r["cam"], "trans_err")
             o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
@@ -140,6 +154,8 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
             o["pck"] = [pooled_pck(ps) for ps in r["pose"]]
             o["drift_akd"] = o["akd"][-1] / max(o["akd"][0], 1e-9)
         out["methods"][m] = o
+    if ref is not None:
+        add_fvd_stats(out["methods"], {m: res[m]["feats"] for m in methods}, gt_feats, n_boot=n_boot, seed=seed)
     if revisit and control == "camera":
         out["revisit"] = revisit_scores(ae, dits, size, clips, seed)
     return out
@@ -183,11 +199,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-revisit", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--videos", default=None, help="write the first clip's videos (truth and each method) here")
+    p.add_argument("--features-out", default=None,
+                   help="write every window's FVD-lite features here (.npz; python -m eval.stats re-scores it)")
+    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples of the clips for FVD-lite intervals")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     methods = a.methods or [m for m, spec in METHODS.items() if (Path(a.model) / spec.model).is_dir()] + [RECON]
     r = evaluate(a.model, methods, a.clips, a.frames, a.window, a.features, a.source, not a.no_revisit, a.seed,
-                 a.videos)
+                 a.videos, a.features_out, a.n_boot)
     r["command"] = "python -m eval " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
     print(json.dumps(r) if a.json else json.dumps(r, indent=1))
 

@@ -44,14 +44,42 @@ def _ratio(values, floor) -> str:
     return _f(float(np.nanmean(values)) / max(float(np.nanmean(floor)), 1e-9))
 
 
+def _bracket(ci) -> str:
+    return f"[{_f(ci[0])}, {_f(ci[1])}]"
+
+
+def _interval(x, ci) -> str:
+    """A figure with its bootstrap interval, when the run has one: ``1.01 [0.62, 2.10]``."""
+    return _f(x) if not ci else f"{_f(x)} {_bracket(ci)}"
+
+
+def _arrow(values) -> str:
+    """First and last window of a per-window figure: ``20.8 → 21.1``."""
+    return "–" if not values else f"{_f(values[0], 1)} → {_f(values[-1], 1)}"
+
+
+def _first_last(shares) -> str:
+    return "–" if not shares else f"{_f(100 * shares[0], 0)} / {_f(100 * shares[-1], 0)} %"
+
+
 def table(r: dict) -> str:
-    """One markdown table of a result file (FVD-lite columns when the run had the feature net)."""
+    """One markdown table of a result file (FVD-lite columns when the run had the feature net;
+    bootstrap intervals, FD-infinity and content accuracy when it has them: eval/stats.py)."""
     cam = r["control"] == "camera"
     first = next(iter(r["methods"].values()))
     fvd, pose = "fvd" in first, "akd" in first
+    inf = any(o.get("fvd_inf") for o in r["methods"].values())
+    matched = any(o.get("fvd_matched") for o in r["methods"].values())
+    content = any(o.get("content_acc") for o in r["methods"].values())
     head = ["method", "steps", "PSNR 1 s", "SSIM 1 s", "PSNR last window", "drift PSNR (first / last)"]
     if fvd:
-        head += ["FVD-lite first", "FVD-lite last", "drift FVD"]
+        head += ["FVD-lite first → last", "drift FVD" + (" [90 % interval]" if first.get("drift_fvd_ci") else "")]
+    if matched:
+        head += ["same-window FVD-lite first → last", "its drift [90 % interval]"]
+    if inf:
+        head += ["FD∞ first → last"]
+    if content:
+        head += ["content kept (first / last window)"]
     fl = r.get("floor", {})
     if cam:
         head += ["RotErr", "RotErr / floor", "TransErr", "drift RotErr"]
@@ -65,7 +93,13 @@ def table(r: dict) -> str:
         row = [NAMES.get(m, m), steps, _f(o["psnr_1s"]), _f(o["ssim_1s"], 3), _f(p[-1]),
                _f(p[0] / p[-1] if p[-1] else float("nan"))]
         if fvd:
-            row += [_f(o["fvd"][0], 1), _f(o["fvd"][-1], 1), _f(o["drift_fvd"])]
+            row += [_arrow(o["fvd"]), _interval(o["drift_fvd"], o.get("drift_fvd_ci"))]
+        if matched:
+            row += [_arrow(o.get("fvd_matched")), _interval(o.get("drift_fvd_matched"), o.get("drift_fvd_matched_ci"))]
+        if inf:
+            row += [_arrow(o.get("fvd_inf"))]
+        if content:
+            row += [_first_last(o.get("content_acc"))]
         if cam:
             row += [_f(np.nanmean(o["rot_err"])), _ratio(o["rot_err"], fl.get("rot_err")),
                     _f(np.nanmean(o["trans_err"])), _f(o["drift_rot_err"])]
@@ -74,12 +108,13 @@ def table(r: dict) -> str:
                     _f(100 * np.nanmean(o["missing"]), 0) + " %", _pct(o.get("pck"))]
         row += [_f(o["ms_per_latent"], 1)]
         rows.append("| " + " | ".join(row) + " |")
+    pre = ["–"] * (5 + 2 * fvd + 2 * matched + inf) + ([_first_last(fl.get("content_acc"))] if content else [])
     if cam and fl:
-        cells = ["ground truth (estimator floor)"] + ["–"] * (5 + 3 * fvd) + [
+        cells = ["ground truth (estimator floor)"] + pre + [
             _f(np.nanmean(fl["rot_err"])), "1.00", _f(np.nanmean(fl["trans_err"])), "–", "–"]
         rows.append("| " + " | ".join(cells) + " |")
     if pose and "akd" in fl:
-        cells = ["ground truth (MediaPipe floor)"] + ["–"] * (5 + 3 * fvd) + [
+        cells = ["ground truth (MediaPipe floor)"] + pre + [
             _f(np.nanmean(fl["akd"]), 3), "1.00", "–", _f(100 * np.nanmean(fl["missing"]), 0) + " %",
             _pct(fl.get("pck")), "–"]
         rows.append("| " + " | ".join(cells) + " |")
@@ -100,11 +135,15 @@ def drift_plot(r: dict, path: Path) -> None:
               "akd": "AKD (torso lengths) per window"}
     for ax, k in zip(axes[0], keys):
         for m, o in r["methods"].items():
-            ax.plot(t, o[k], marker="o", label=m)
+            line, = ax.plot(t, o[k], marker="o", label=m)
+            if k == "fvd" and o.get("fvd_ci"):                 # the bootstrap interval over clips
+                ci = np.array(o["fvd_ci"])
+                ax.fill_between(t, ci[:, 0], ci[:, 1], color=line.get_color(), alpha=0.15, lw=0)
         if k in r.get("floor", {}):
             ax.plot(t, r["floor"][k], "k--", label="ground truth")
         ax.set_xlabel("time (s)")
-        ax.set_title(titles[k])
+        band = k == "fvd" and any(o.get("fvd_ci") for o in r["methods"].values())
+        ax.set_title(titles[k] + (" (bands: 90 % over clips)" if band else ""), fontsize=9 if band else None)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +175,14 @@ def section(name: str, r: dict, results: Path, out: Path) -> str:
              "", "`" + r.get("command", f"python -m eval --model assets/{r['model']} --clips {r['clips']} "
                                       f"--frames {r['frames']} --window {r['window']} --json")
              + f" > runs/eval/{name}.json`", "", table(r)]
+    for sfx, what in (("", "FVD-lite drift"), ("_matched", "Same-window FVD-lite drift")):
+        rel = {m: o for m, o in r["methods"].items() if o.get(f"drift_fvd{sfx}_vs_aapt_ci") and m != "autoencoder"}
+        if rel:
+            aapt = r["methods"]["aapt"][f"drift_fvd{sfx}"]
+            parts += ["", f"{what} of each method divided by AAPT's, on the same bootstrap resamples of the "
+                          "clips (90 % interval; share of resamples where it is at least 2x AAPT's): " +
+                      "; ".join(f"{m} {_f(o[f'drift_fvd{sfx}'] / max(aapt, 1e-9))} "
+                                + _bracket(o[f"drift_fvd{sfx}_vs_aapt_ci"]) + f", {_f(100 * o[f'drift_fvd{sfx}_vs_aapt_2x'], 0)} %" for m, o in rel.items()) + "."]
     if "revisit" in r:
         rv = r["revisit"]
         parts += ["", f"Revisit consistency (PSNR of the view after a full 360-degree yaw vs the first view, "

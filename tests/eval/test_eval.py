@@ -137,6 +137,13 @@ def test_report_tables_plots_and_readme_block(tmp_path):
         "model": "avatar", "source": "avatar", "control": "pose", "clips": 2, "frames": 97, "window": 48,
         "windows": [[0, 48], [48, 96]], "methods": {"aapt": a}, "floor": {"akd": [0.2, 0.2], "missing": [0.0, 0.0]}}))
     (res / "photo-480.json").write_text(json.dumps(dict(r, source="photo")))   # the world model on photo pans
+    # a run with FVD-lite's bootstrap intervals, FD-infinity and content accuracy (eval/stats.py)
+    ci = dict(m, fvd_ci=[[8.0, 13.0], [9.0, 16.0]], drift_fvd_ci=[0.71, 1.93], fvd_inf=[4.0, 9.0], drift_fvd_inf=2.25,
+              content_acc=[0.9, 0.25], fvd_matched=[5.0, 20.0], drift_fvd_matched=4.0, drift_fvd_matched_ci=[1.5, 6.0])
+    tf = dict(ci, drift_fvd=3.0, drift_fvd_vs_aapt_ci=[0.8, 4.1], drift_fvd_vs_aapt_2x=0.62, drift_fvd_matched=10.0,
+              drift_fvd_matched_vs_aapt_ci=[1.1, 5.0], drift_fvd_matched_vs_aapt_2x=0.93)
+    (res / "world-481.json").write_text(json.dumps(dict(r, methods={"aapt": ci, "adversarial_tf": tf},
+                                                        floor=dict(r["floor"], content_acc=[1.0, 0.95]))))
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "world-7200.md").write_text("### world-7200: an earlier session's section\n")
     text = build(res, tmp_path / "docs")
@@ -145,10 +152,15 @@ def test_report_tables_plots_and_readme_block(tmp_path):
     assert json.loads((tmp_path / "docs" / "world-480.json").read_text()) == r   # the record beside it
     assert build(tmp_path / "empty", tmp_path / "docs") == text    # nothing new: the same report
     assert "### photo-480: world model on photo clips" in text and "### world-480: world model," in text
-    assert "**AAPT**" in text and "3.00" in text and "ground truth (estimator floor)" in text
+    assert "**AAPT**" in text and "| 10.0 → 12.0 | 3.00 |" in text and "ground truth (estimator floor)" in text
     assert "ground truth (MediaPipe floor)" in text and "0.450" in text and "1.17" in text
     assert "| 1.39 |" in text and "| 2.25 |" in text          # RotErr 1.25 / floor 0.9, AKD 0.45 / floor 0.2
     assert "PCK@0.5" in text and "| 55 % |" in text           # the floor's run had none: a dash
+    assert "| 10.0 → 12.0 | 1.20 [0.71, 1.93] | 5.0 → 20.0 | 4.00 [1.50, 6.00] | 4.0 → 9.0 | 90 / 25 % |" in text
+    assert "| – | – | 100 / 95 % | 0.90 | 1.00 |" in text          # the truth's own content accuracy
+    assert "adversarial_tf 2.50 [0.80, 4.10], 62 %." in text       # its drift over AAPT's, paired
+    assert "adversarial_tf 2.50 [1.10, 5.00], 93 %." in text       # the same for same-window FVD-lite
+    assert (tmp_path / "docs" / "world-481-drift.png").is_file()
     assert (tmp_path / "docs" / "world-480-drift.png").is_file()
     assert (tmp_path / "docs" / "avatar-96-drift.png").is_file()
     readme = tmp_path / "README.md"
