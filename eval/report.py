@@ -54,12 +54,18 @@ def _interval(x, ci) -> str:
 
 
 def _arrow(values) -> str:
-    """First and last window of a per-window figure: ``20.8 → 21.1``."""
-    return "–" if not values else f"{_f(values[0], 1)} → {_f(values[-1], 1)}"
+    """First and last window of a per-window figure: ``20.8 → 21.1`` (one window: ``3.9``)."""
+    if not values:
+        return "–"
+    return _f(values[0], 1) if len(values) == 1 else f"{_f(values[0], 1)} → {_f(values[-1], 1)}"
 
 
 def _first_last(shares) -> str:
-    return "–" if not shares else f"{_f(100 * shares[0], 0)} / {_f(100 * shares[-1], 0)} %"
+    if not shares:
+        return "–"
+    if len(shares) == 1:
+        return f"{_f(100 * shares[0], 0)} %"
+    return f"{_f(100 * shares[0], 0)} / {_f(100 * shares[-1], 0)} %"
 
 
 def table(r: dict) -> str:
@@ -69,17 +75,19 @@ def table(r: dict) -> str:
     first = next(iter(r["methods"].values()))
     fvd, pose = "fvd" in first, "akd" in first
     inf = any(o.get("fvd_inf") for o in r["methods"].values())
-    matched = any(o.get("fvd_matched") for o in r["methods"].values())
+    single = len(r["windows"]) == 1                   # one window: no drift, same-window = pooled
+    matched = any(o.get("fvd_matched") for o in r["methods"].values()) and not single
     content = any(o.get("content_acc") for o in r["methods"].values())
+    ci = " [90 % interval]" if first.get("fvd_ci") else ""
     head = ["method", "steps", "PSNR 1 s", "SSIM 1 s", "PSNR last window", "drift PSNR (first / last)"]
     if fvd:
-        head += ["FVD-lite first → last", "drift FVD" + (" [90 % interval]" if first.get("drift_fvd_ci") else "")]
+        head += ["FVD-lite" + ci] if single else ["FVD-lite first → last", "drift FVD" + ci]
     if matched:
         head += ["same-window FVD-lite first → last", "its drift [90 % interval]"]
     if inf:
-        head += ["FD∞ first → last"]
+        head += ["FD∞" if single else "FD∞ first → last"]
     if content:
-        head += ["content kept (first / last window)"]
+        head += ["content kept" if single else "content kept (first / last window)"]
     fl = r.get("floor", {})
     if cam:
         head += ["RotErr", "RotErr / floor", "TransErr", "drift RotErr"]
@@ -92,7 +100,9 @@ def table(r: dict) -> str:
         steps = "–" if o.get("steps") is None else str(o["steps"])          # the autoencoder row: none
         row = [NAMES.get(m, m), steps, _f(o["psnr_1s"]), _f(o["ssim_1s"], 3), _f(p[-1]),
                _f(p[0] / p[-1] if p[-1] else float("nan"))]
-        if fvd:
+        if fvd and single:
+            row += [_interval(o["fvd"][0], (o.get("fvd_ci") or [None])[0])]
+        elif fvd:
             row += [_arrow(o["fvd"]), _interval(o["drift_fvd"], o.get("drift_fvd_ci"))]
         if matched:
             row += [_arrow(o.get("fvd_matched")), _interval(o.get("drift_fvd_matched"), o.get("drift_fvd_matched_ci"))]
@@ -108,7 +118,8 @@ def table(r: dict) -> str:
                     _f(100 * np.nanmean(o["missing"]), 0) + " %", _pct(o.get("pck"))]
         row += [_f(o["ms_per_latent"], 1)]
         rows.append("| " + " | ".join(row) + " |")
-    pre = ["–"] * (5 + 2 * fvd + 2 * matched + inf) + ([_first_last(fl.get("content_acc"))] if content else [])
+    pre = ["–"] * (5 + (2 - single) * fvd + 2 * matched + inf)                # the floor rows' empty cells
+    pre += [_first_last(fl.get("content_acc"))] if content else []
     if cam and fl:
         cells = ["ground truth (estimator floor)"] + pre + [
             _f(np.nanmean(fl["rot_err"])), "1.00", _f(np.nanmean(fl["trans_err"])), "–", "–"]
@@ -177,12 +188,13 @@ def section(name: str, r: dict, results: Path, out: Path) -> str:
              + f" > runs/eval/{name}.json`", "", table(r)]
     for sfx, what in (("", "FVD-lite drift"), ("_matched", "Same-window FVD-lite drift")):
         rel = {m: o for m, o in r["methods"].items() if o.get(f"drift_fvd{sfx}_vs_aapt_ci") and m != "autoencoder"}
-        if rel:
+        if rel and len(r["windows"]) > 1:
             aapt = r["methods"]["aapt"][f"drift_fvd{sfx}"]
             parts += ["", f"{what} of each method divided by AAPT's, on the same bootstrap resamples of the "
                           "clips (90 % interval; share of resamples where it is at least 2x AAPT's): " +
                       "; ".join(f"{m} {_f(o[f'drift_fvd{sfx}'] / max(aapt, 1e-9))} "
-                                + _bracket(o[f"drift_fvd{sfx}_vs_aapt_ci"]) + f", {_f(100 * o[f'drift_fvd{sfx}_vs_aapt_2x'], 0)} %" for m, o in rel.items()) + "."]
+                                + _bracket(o[f"drift_fvd{sfx}_vs_aapt_ci"])
+                                + f", {_f(100 * o[f'drift_fvd{sfx}_vs_aapt_2x'], 0)} %" for m, o in rel.items()) + "."]
     if "revisit" in r:
         rv = r["revisit"]
         parts += ["", f"Revisit consistency (PSNR of the view after a full 360-degree yaw vs the first view, "

@@ -119,7 +119,7 @@ def test_every_method_makes_a_video_from_the_first_frame(method):
 def test_report_tables_plots_and_readme_block(tmp_path):
     import json
 
-    from eval.report import END, START, build, update_readme
+    from eval.report import END, START, build, table, update_readme
 
     res = tmp_path / "runs"
     res.mkdir()
@@ -161,6 +161,11 @@ def test_report_tables_plots_and_readme_block(tmp_path):
     assert "adversarial_tf 2.50 [0.80, 4.10], 62 %." in text       # its drift over AAPT's, paired
     assert "adversarial_tf 2.50 [1.10, 5.00], 93 %." in text       # the same for same-window FVD-lite
     assert (tmp_path / "docs" / "world-481-drift.png").is_file()
+    # one window (5 s): FVD-lite with its interval, no drift columns
+    one = dict(ci, fvd=[3.9], fvd_ci=[[2.6, 12.8]], fvd_inf=[1.5], content_acc=[0.36], fvd_matched=[3.9])
+    five = table(dict(r, windows=[[0, 120]], methods={"aapt": one}, floor=dict(r["floor"], content_acc=[0.48])))
+    assert "| FVD-lite [90 % interval] | FD∞ | content kept |" in five and "| 3.90 [2.60, 12.80] | 1.5 | 36 % |" in five
+    assert "| – | – | – | – | – | – | – | 48 % | 0.90 |" in five
     assert (tmp_path / "docs" / "world-480-drift.png").is_file()
     assert (tmp_path / "docs" / "avatar-96-drift.png").is_file()
     readme = tmp_path / "README.md"
