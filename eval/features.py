@@ -193,17 +193,11 @@ def window_features(net: VideoFeatureNet, video: np.ndarray, stride: int | None 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to feature sets a (n, D) and b (m, D)
-    (Heusel et al. 2017, the FID/FVD formula)."""
-    from scipy import linalg
+    (Heusel et al. 2017, the FID/FVD formula; eval/stats.py ``frechet`` computes it)."""
+    from eval.stats import frechet
 
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():
-        eps = np.eye(s1.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return frechet(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
 def main(argv: list[str] | None = None) -> None:
