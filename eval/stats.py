@@ -93,8 +93,8 @@ def frechet(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) ->
 
 def fvd_stats(gen: Feats, gt: Feats, n_boot: int = 200, seed: int = 0, q: tuple[float, float] = (5, 95),
               max_subsets: int = 20) -> dict:
-    """For one method's features ``gen`` against the ground truth's ``gt``: bootstrap intervals of
-    FVD-lite per window and of its drift, FD-infinity per window, and the same-window FVD-lite
+    """For one method's features ``gen`` against the ground truth's ``gt``: FVD-lite per window and
+    its drift (``fvd``, ``drift_fvd``: every clip), bootstrap intervals of both, FD-infinity per window, and the same-window FVD-lite
     (``fvd_matched``: each window against the truth's same window only, so the truth's own
     changes over time, which the bound row shows against the pooled reference, do not count) with
     its intervals. The pooled reference is every ground-truth window of the clips drawn, as in
@@ -102,6 +102,7 @@ def fvd_stats(gen: Feats, gt: Feats, n_boot: int = 200, seed: int = 0, q: tuple[
     W, C = len(gen), len(gen[0])
     G, R = Moments(gen), Moments(gt)
     every = np.arange(C)
+    pooled = [frechet(*G.gaussian(every, w), *R.gaussian(every)) for w in range(W)]
     matched = [frechet(*G.gaussian(every, w), *R.gaussian(every, w)) for w in range(W)]
     rng = np.random.default_rng(seed)
     boot = {"": np.empty((n_boot, W)), "_matched": np.empty((n_boot, W))}
@@ -112,7 +113,8 @@ def fvd_stats(gen: Feats, gt: Feats, n_boot: int = 200, seed: int = 0, q: tuple[
             g = G.gaussian(idx, w)
             boot[""][b, w] = frechet(*g, *ref)
             boot["_matched"][b, w] = frechet(*g, *R.gaussian(idx, w))
-    out = {"fvd_matched": matched, "drift_fvd_matched": matched[-1] / max(matched[0], 1e-9)}
+    out = {"fvd": pooled, "drift_fvd": pooled[-1] / max(pooled[0], 1e-9),
+           "fvd_matched": matched, "drift_fvd_matched": matched[-1] / max(matched[0], 1e-9)}
     for sfx, bt in boot.items():
         drift = bt[:, -1] / np.maximum(bt[:, 0], 1e-9)
         out[f"fvd{sfx}_ci"] = [[float(np.percentile(bt[:, w], q[0])), float(np.percentile(bt[:, w], q[1]))]
@@ -188,17 +190,10 @@ def rescore(result: dict, features: str | Path, net=None, n_boot: int = 200, see
     fvd, drift, intervals, FD-infinity and (with the feature net) content accuracy."""
     labels, gt, methods = load_features(features)
     methods = {m: f for m, f in methods.items() if m in result["methods"]}
-    ref = Moments(gt).gaussian(np.arange(len(labels)))
-    for m, feats in methods.items():
-        o = result["methods"][m]
-        G = Moments(feats)
-        o["fvd"] = [frechet(*G.gaussian(np.arange(len(labels)), w), *ref) for w in range(len(feats))]
-        o["drift_fvd"] = o["fvd"][-1] / max(o["fvd"][0], 1e-9)
     add_fvd_stats(result["methods"], methods, gt, n_boot=n_boot, seed=seed)
-    for m, feats in methods.items():
-        o = result["methods"][m]
-        if net is not None:
-            o["content_acc"] = content_accuracy(net, feats, labels)
+    if net is not None:
+        for m, feats in methods.items():
+            result["methods"][m]["content_acc"] = content_accuracy(net, feats, labels)
     if net is not None:
         result.setdefault("floor", {})["content_acc"] = content_accuracy(net, gt, labels)
     return result
