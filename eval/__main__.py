@@ -33,7 +33,7 @@ from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, window_features
 from eval.metrics import psnr_per_frame, ssim_per_frame
 from eval.pose import pooled_akd, pooled_parts, pooled_pck, pose_errors
-from eval.stats import add_fvd_stats, content_accuracy, content_label, save_features
+from eval.stats import add_fvd_stats, content_accuracy, content_accuracy_by_kind, content_label, save_features
 from eval.rollout import METHODS, Controls, generate, load_method, reconstruct
 from model.autoencoder import VideoAutoencoder
 from model.engine import check_pair
@@ -64,10 +64,12 @@ def windows(n_frames: int, window: int) -> list[tuple[int, int]]:
 
 def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, window: int, features: str,
              source: str | None = None, revisit: bool = True, seed: int = 0, videos: str | None = None,
-             features_out: str | None = None, n_boot: int = 200) -> dict:
-    """All metrics of ``methods`` on ``clips`` test clips; with ``videos``, the first clip's
-    ground truth and every method's video are written there as MP4 (the report's strips); with
-    ``features_out``, every window's FVD-lite features go to that .npz (eval/stats.py reads it)."""
+             features_out: str | None = None, n_boot: int = 200, first_clip: int = 0) -> dict:
+    """All metrics of ``methods`` on ``clips`` test clips from test clip ``first_clip`` on; with
+    ``videos``, the first clip's ground truth and every method's video are written there as MP4
+    (the report's strips); with ``features_out``, every window's FVD-lite features go to that .npz
+    (eval/stats.py reads it). Clip i always gets noise seed ``seed + i``, so two runs over
+    consecutive clip ranges add up to one run over both (eval/merge.py)."""
     torch.set_num_threads(torch.get_num_threads())
     model_dir = Path(model_dir)
     ae = VideoAutoencoder.from_pretrained(model_dir / "autoencoder").eval()
@@ -88,7 +90,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     floor_cam = [[] for _ in wins]
     floor_pose = [[] for _ in wins]
     labels = []                                   # the feature net's content class of each clip
-    for i in range(clips):
+    for i in range(first_clip, first_clip + clips):
         clip = ground_truth(source, i, n_frames, size)
         gt = clip.frames
         if net is not None:
@@ -101,7 +103,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
                 floor_cam[w].append(camera_errors(gt[a:b], clip.K[a:b], clip.w2c[a:b]))
             elif control == "pose":
                 floor_pose[w].append(pose_errors(gt[a:b], clip.landmarks[a:b]))
-        if videos and i == 0:
+        if videos and i == first_clip:
             write_mp4(Path(videos) / "ground_truth.mp4", gt)
         for m in methods:
             t = time.perf_counter()
@@ -110,7 +112,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
             else:
                 video = generate(ae, dits[m], m, gt[0], ctl, n_frames, seed=seed + i)
             res[m]["ms_per_latent"].append((time.perf_counter() - t) * 1e3 / ((n_frames - 1) // 4))
-            if videos and i == 0:
+            if videos and i == first_clip:
                 write_mp4(Path(videos) / f"{m}.mp4", video)
             res[m]["psnr_1s"].append(float(psnr_per_frame(video[1:25], gt[1:25]).mean()))
             res[m]["ssim_1s"].append(float(ssim_per_frame(video[1:25], gt[1:25]).mean()))
@@ -125,14 +127,17 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     if features_out and net is not None:
         save_features(features_out, wins, labels, gt_feats, {m: res[m]["feats"] for m in methods})
     out = {"model": str(model_dir.name), "source": source, "control": control, "clips": clips,
-           "frames": n_frames, "window": window, "windows": [list(w) for w in wins], "methods": {}}
+           "first_clip": first_clip, "frames": n_frames, "window": window, "windows": [list(w) for w in wins],
+           "methods": {}}
     if control == "camera":
         out["floor"] = {"rot_err": _window_means(floor_cam, "rot_err"), "trans_err": _window_means(floor_cam, "trans_err")}
+        out["floor_per_clip"] = {k: _per_clip(floor_cam, k) for k in ("rot_err", "trans_err")}
     elif control == "pose":
         out["floor"] = {"akd": [pooled_akd(ps) for ps in floor_pose], "pck": [pooled_pck(ps) for ps in floor_pose],
                         "missing": _window_means(floor_pose, "missing"), "akd_parts": pooled_parts(floor_pose)}
     if net is not None:           # how often the feature net names the true content on the truth itself
         out.setdefault("floor", {})["content_acc"] = content_accuracy(net, gt_feats, labels)
+        out["floor"]["content_by_kind"] = content_accuracy_by_kind(net, gt_feats, labels)
     for m in methods:
         r = res[m]
         o = {"psnr_1s": float(np.mean(r["psnr_1s"])), "ssim_1s": float(np.mean(r["ssim_1s"])),
@@ -141,9 +146,14 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
              "fps": 4000.0 / float(np.median(r["ms_per_latent"])), "steps": METHODS[m].steps if m in METHODS else None}
         if net is not None:
             o["content_acc"] = content_accuracy(net, r["feats"], labels)
+            o["content_by_kind"] = content_accuracy_by_kind(net, r["feats"], labels)
         if control == "camera":
             o["rot_err"], o["trans_err"] = _window_means(r["cam"], "rot_err"), _window_means(r["cam"], "trans_err")
             o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
+            # every clip's own scores (window x clip), so that runs over more clips can be merged exactly
+            o["per_clip"] = {"psnr_1s": r["psnr_1s"], "ssim_1s": r["ssim_1s"], "psnr": r["psnr"],
+                             "ms_per_latent": r["ms_per_latent"], "rot_err": _per_clip(r["cam"], "rot_err"),
+                             "trans_err": _per_clip(r["cam"], "trans_err")}
         elif control == "pose":
             o["akd"] = [pooled_akd(ps) for ps in r["pose"]]
             o["missing"] = _window_means(r["pose"], "missing")
@@ -154,7 +164,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     if net is not None:           # FVD-lite against every ground-truth window, with its intervals
         add_fvd_stats(out["methods"], {m: res[m]["feats"] for m in methods}, gt_feats, n_boot=n_boot, seed=seed)
     if revisit and control == "camera":
-        out["revisit"] = revisit_scores(ae, dits, size, clips, seed)
+        out["revisit"] = revisit_scores(ae, dits, size, range(first_clip, first_clip + clips), seed)
     return out
 
 
@@ -163,7 +173,12 @@ def _window_means(per_window: list[list[dict]], key: str) -> list[float]:
     return [float(np.nanmean([c[key] for c in cs])) for cs in per_window]
 
 
-def revisit_scores(ae, dits: dict, size: int, clips: int, seed: int) -> dict:
+def _per_clip(per_window: list[list[dict]], key: str) -> list[list[float]]:
+    """(window, clip) values of ``key``."""
+    return [[float(c[key]) for c in cs] for cs in per_window]
+
+
+def revisit_scores(ae, dits: dict, size: int, clips: range, seed: int) -> dict:
     """PSNR of the view after a full 360-degree yaw against the first view, from each test
     world's start pose. The renderer returns exactly (the ground-truth row shows it); a method
     must remember the view through its always-attended first frame."""
@@ -172,14 +187,15 @@ def revisit_scores(ae, dits: dict, size: int, clips: int, seed: int) -> dict:
     controls, back = revisit_controls()
     out = {m: [] for m in dits}
     gt_scores = []
-    for i in range(clips):
+    for i in clips:
         clip = world_clip_from_controls(split_seed("test", i), controls, size)
         gt_scores.append(float(psnr_per_frame(clip.frames[back:back + 1], clip.frames[:1])[0]))
         ctl = Controls(K=clip.K, w2c=clip.w2c)
         for m, dit in dits.items():
             video = generate(ae, dit, m, clip.frames[0], ctl, clip.num_frames, seed=seed + i)
             out[m].append(float(psnr_per_frame(video[back:back + 1], video[:1])[0]))
-    return {"frame": back, "ground_truth": float(np.mean(gt_scores)), **{m: float(np.mean(v)) for m, v in out.items()}}
+    return {"frame": back, "ground_truth": float(np.mean(gt_scores)), **{m: float(np.mean(v)) for m, v in out.items()},
+            "per_clip": {"ground_truth": gt_scores, **out}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -188,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", nargs="+", default=None, choices=[*METHODS, RECON],
                    help=f"default: those present of {list(METHODS)}, and {RECON}")
     p.add_argument("--clips", type=int, default=8)
+    p.add_argument("--first-clip", type=int, default=0,
+                   help="first test clip (runs over consecutive ranges merge with python -m eval.merge)")
     p.add_argument("--frames", type=int, default=121, help="video frames per clip (1 + k x the frames per latent)")
     p.add_argument("--window", type=int, default=240, help="frames per metric window (10 s at 24 fps)")
     p.add_argument("--features", default=str(ASSETS / "eval" / "features"),
@@ -203,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     methods = a.methods or [m for m, spec in METHODS.items() if (Path(a.model) / spec.model).is_dir()] + [RECON]
     r = evaluate(a.model, methods, a.clips, a.frames, a.window, a.features, a.source, not a.no_revisit, a.seed,
-                 a.videos, a.features_out, a.n_boot)
+                 a.videos, a.features_out, a.n_boot, a.first_clip)
     r["command"] = "python -m eval " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
     print(json.dumps(r) if a.json else json.dumps(r, indent=1))
 

@@ -78,6 +78,8 @@ def table(r: dict) -> str:
     single = len(r["windows"]) == 1                   # one window: no drift, same-window = pooled
     matched = any(o.get("fvd_matched") for o in r["methods"].values()) and not single
     content = any(o.get("content_acc") for o in r["methods"].values())
+    # the kind the feature net reads best (cities 9 windows in 10 on the truth): whether a world stays a city
+    city = content and any("city" in (o.get("content_by_kind") or {}) for o in r["methods"].values())
     ci = " [90 % interval]" if first.get("fvd_ci") else ""
     head = ["method", "steps", "PSNR 1 s", "SSIM 1 s", "PSNR last window", "drift PSNR (first / last)"]
     if fvd:
@@ -88,6 +90,8 @@ def table(r: dict) -> str:
         head += ["FD∞" if single else "FD∞ first → last"]
     if content:
         head += ["content kept" if single else "content kept (first / last window)"]
+    if city:
+        head += ["cities kept" if single else "cities kept (first / last window)"]
     fl = r.get("floor", {})
     if cam:
         head += ["RotErr", "RotErr / floor", "TransErr", "drift RotErr"]
@@ -110,6 +114,8 @@ def table(r: dict) -> str:
             row += [_arrow(o.get("fvd_inf"))]
         if content:
             row += [_first_last(o.get("content_acc"))]
+        if city:
+            row += [_first_last((o.get("content_by_kind") or {}).get("city"))]
         if cam:
             row += [_f(np.nanmean(o["rot_err"])), _ratio(o["rot_err"], fl.get("rot_err")),
                     _f(np.nanmean(o["trans_err"])), _f(o["drift_rot_err"])]
@@ -120,6 +126,7 @@ def table(r: dict) -> str:
         rows.append("| " + " | ".join(row) + " |")
     pre = ["–"] * (5 + (2 - single) * fvd + 2 * matched + inf)                # the floor rows' empty cells
     pre += [_first_last(fl.get("content_acc"))] if content else []
+    pre += [_first_last((fl.get("content_by_kind") or {}).get("city"))] if city else []
     if cam and fl:
         cells = ["ground truth (estimator floor)"] + pre + [
             _f(np.nanmean(fl["rot_err"])), "1.00", _f(np.nanmean(fl["trans_err"])), "–", "–"]

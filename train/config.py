@@ -73,6 +73,8 @@ class TrainConfig:
     d_warmup: int = 0                   # adversarial: first steps train the discriminator only
     teacher_forcing: bool = False       # ablation: adversarial training with teacher forcing
     d_mismatch: float = 0.0             # matching-aware D: weight of real videos under another clip's controls as fakes
+    d_mismatch_on: str = "controls"     # what the mismatched real video takes from another clip: its controls,
+                                        # or its first frame ("first": does the window keep the first frame's world?)
     long_latents: int = 24              # long stage: latent frames rolled out per video
     segment_latents: int = 8            # long stage: latent frames per back-propagated segment
     segment_overlap: int = 2            # long stage: overlap of discriminator windows
@@ -91,6 +93,8 @@ class TrainConfig:
             raise ConfigError(f"ae_train must be all or decoder, got {self.ae_train!r}")
         if self.ae_train == "decoder" and self.stage == "autoencoder" and not self.init:
             raise ConfigError("ae_train=decoder fine-tunes a trained autoencoder: set init")
+        if self.d_mismatch_on not in ("controls", "first"):
+            raise ConfigError(f"d_mismatch_on must be controls or first, got {self.d_mismatch_on!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
 

@@ -442,9 +442,10 @@ class AdversarialStage(DiffusionStage):
             raise ValueError("long_burn_in is for the long stage")
         if self.long and cfg.teacher_forcing:
             raise ValueError("teacher forcing is an ablation of the adversarial stage only (no long ground truth)")
-        if cfg.d_mismatch and (cfg.batch_size < 2 or not self.dit.config.control_features):
-            raise ValueError("d_mismatch pairs each real video with another clip's controls: it needs "
-                             "batch_size >= 2 and a controlled model")
+        if cfg.d_mismatch and (cfg.batch_size < 2 or (cfg.d_mismatch_on == "controls"
+                                                       and not self.dit.config.control_features)):
+            raise ValueError(f"d_mismatch pairs each real video with another clip's {cfg.d_mismatch_on}: it needs "
+                             "batch_size >= 2" + (" and a controlled model" if cfg.d_mismatch_on == "controls" else ""))
         d_params = [p_ for p_ in self.disc.parameters() if p_.requires_grad]
         self._d_trainable = set(d_params)
         g_params = [p_ for p_ in self.dit.parameters() if p_.requires_grad]
@@ -597,9 +598,15 @@ class AdversarialStage(DiffusionStage):
             metrics = {"d_loss": loss.item(), "r1": r1.item(), "r2": r2.item(),
                        "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
             if self.cfg.d_mismatch:
-                # the same real windows under the next clip's controls (the first frame's stay)
-                wrong = torch.cat([real_ctrl[:, :1], real_ctrl[:, 1:].roll(1, 0)], 1)
-                mm = losses.mismatch_d_loss(self._d(real, wrong, t, d_eps, real_warp), d_real)
+                if self.cfg.d_mismatch_on == "controls":
+                    # the same real windows under the next clip's controls (the first frame's stay)
+                    wrong = torch.cat([real_ctrl[:, :1], real_ctrl[:, 1:].roll(1, 0)], 1)
+                    d_wrong = self._d(real, wrong, t, d_eps, real_warp)
+                else:
+                    # the same real windows after the next clip's first frame: another world's start
+                    wrong_z = torch.cat([real[:, :1].roll(1, 0), real[:, 1:]], 1)
+                    d_wrong = self._d(wrong_z, real_ctrl, t, d_eps, real_warp)
+                mm = losses.mismatch_d_loss(d_wrong, d_real)
                 loss = loss + self.cfg.d_mismatch * mm
                 metrics["d_mismatch"] = mm.item()
             return loss + reg, metrics

@@ -166,6 +166,12 @@ def test_report_tables_plots_and_readme_block(tmp_path):
     five = table(dict(r, windows=[[0, 120]], methods={"aapt": one}, floor=dict(r["floor"], content_acc=[0.48])))
     assert "| FVD-lite [90 % interval] | FD∞ | content kept |" in five and "| 3.90 [2.60, 12.80] | 1.5 | 36 % |" in five
     assert "| – | – | – | – | – | – | – | 48 % | 0.90 |" in five
+    # with content per kind: a cities column (the kind the feature net reads best)
+    kinds = dict(one, content_by_kind={"city": [0.57], "hills": [0.38]})
+    five_k = table(dict(r, windows=[[0, 120]], methods={"aapt": kinds},
+                        floor=dict(r["floor"], content_acc=[0.48], content_by_kind={"city": [0.86]})))
+    assert "| content kept | cities kept |" in five_k and "| 36 % | 57 % |" in five_k
+    assert "| 48 % | 86 % | 0.90 |" in five_k
     assert (tmp_path / "docs" / "world-480-drift.png").is_file()
     assert (tmp_path / "docs" / "avatar-96-drift.png").is_file()
     readme = tmp_path / "README.md"

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from eval.features import FeatureNetConfig, VideoFeatureNet, frechet_distance
-from eval.stats import (Moments, add_fvd_stats, content_accuracy, content_label, frechet, fvd_stats, load_features,
-                        rescore, save_features)
+from eval.stats import (Moments, add_fvd_stats, content_accuracy, content_accuracy_by_kind, content_label, frechet,
+                        fvd_stats, load_features, rescore, save_features)
 
 
 def _feats(rng, W, C, n, D, shift=0.0):
@@ -126,6 +126,17 @@ def test_content_label_and_accuracy():
     labels = [int(np.bincount(p).argmax()) for p in pred[:2]] + [-1]      # clip 2: no label, not counted
     want = sum(int((p == y).sum()) for p, y in zip(pred[:2], labels[:2])) / 10
     assert content_accuracy(net, f, labels) == [pytest.approx(want)]
+    # per kind: each class's clips only (two clips of one class pool, a third class stays apart)
+    f3 = [f[0] + [rng.normal(size=(5, 12)).astype(np.float32)]]
+    lab3 = [0, 1, -1, 0]
+    by = content_accuracy_by_kind(net, f3, lab3)
+    names = net.config.contents
+    assert list(by) == [names[0].split("/")[-1], names[1].split("/")[-1]]
+    with torch.no_grad():
+        hit = [int((net.content(torch.nn.functional.silu(torch.from_numpy(x))).argmax(-1).numpy() == y).sum())
+               for x, y in zip(f3[0], lab3)]
+    assert by[names[0].split("/")[-1]] == [pytest.approx((hit[0] + hit[3]) / 10)]
+    assert by[names[1].split("/")[-1]] == [pytest.approx(hit[1] / 5)]
 
 
 def test_feature_file_round_trip_and_rescore_reproduce_the_eval_figures(tmp_path):
@@ -153,10 +164,8 @@ def test_fd_infinity_needs_two_subset_sizes():
     assert s["fvd_inf"] is None and s["drift_fvd_inf"] is None
 
 
-def test_evaluate_writes_features_that_rescore_to_its_own_figures(tmp_path):
-    import json
-
-    from eval.__main__ import evaluate
+def tiny_model_and_net(tmp_path):
+    """A tiny camera model in ``tmp_path/m`` and a random feature network in ``tmp_path/net``."""
     from tests.eval.test_eval import _tiny
 
     ae, dit = _tiny()
@@ -165,6 +174,15 @@ def test_evaluate_writes_features_that_rescore_to_its_own_figures(tmp_path):
     torch.manual_seed(0)
     net = VideoFeatureNet(FeatureNetConfig(frames=8, size=32, widths=(8, 8, 16, 16), features=12))
     net.save_pretrained(tmp_path / "net")
+    return net
+
+
+def test_evaluate_writes_features_that_rescore_to_its_own_figures(tmp_path):
+    import json
+
+    from eval.__main__ import evaluate
+
+    tiny_model_and_net(tmp_path)
     r = evaluate(str(tmp_path / "m"), ["aapt", "autoencoder"], clips=3, n_frames=41, window=20,
                  features=str(tmp_path / "net"), revisit=False, features_out=str(tmp_path / "f.npz"), n_boot=10)
     o = r["methods"]["aapt"]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from model.autoencoder import VideoAutoencoder
+from model.config import ConfigError
 from model.dit import VideoDiT
 from model.discriminator import Discriminator
 from train.config import STAGES, resolve
@@ -217,7 +218,16 @@ def test_matching_aware_discriminator_sees_real_videos_under_other_clips_control
     assert torch.equal(wrong[:, 0], ctrl[:, 0])              # the first frame keeps its own controls
     assert torch.equal(wrong[0, 1:], ctrl[1, 1:]) and torch.equal(wrong[1, 1:], ctrl[0, 1:])
     assert not torch.equal(wrong, ctrl)
+    # d_mismatch_on="first": the real windows after the next clip's first frame, under their own controls
+    stage.cfg.d_mismatch_on = "first"
+    loss_first, metrics_first = disc_loss()
+    (real, ctrl), (mm_z, mm_ctrl) = calls[0], calls[4]
+    assert torch.equal(mm_ctrl, ctrl) and torch.equal(mm_z[:, 1:], real[:, 1:])
+    assert torch.equal(mm_z[0, 0], real[1, 0]) and torch.equal(mm_z[1, 0], real[0, 0])
     stage.cfg.d_mismatch = 0.0
     base, base_metrics = disc_loss()
     assert len(calls) == 4 and "d_mismatch" not in base_metrics
     assert abs((loss - base).item() - 0.5 * metrics["d_mismatch"]) < 1e-5
+    assert abs((loss_first - base).item() - 0.5 * metrics_first["d_mismatch"]) < 1e-5
+    with pytest.raises(ConfigError, match="d_mismatch_on"):
+        _cfg("adversarial", tiny_data, tmp_path, d_mismatch_on="last")

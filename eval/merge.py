@@ -1,0 +1,142 @@
+"""Add test clips to an evaluation without running the first ones again.
+
+    python -m eval --model assets/world --clips 8 --frames 1441 --features-out a.npz --json > a.json
+    python -m eval --model assets/world --clips 16 --first-clip 8 --frames 1441 --features-out b.npz --json > b.json
+    python -m eval.merge --results a.json b.json --features a.npz b.npz > ab.json   # = one run over 24 clips
+
+Clip i gets the same ground truth and noise seed in any run, so the merged result is the one a
+single run over all clips would give: per-clip scores (camera models keep them in ``per_clip``)
+are joined and averaged again, and every FVD-lite figure (intervals, FD-infinity, content) is
+recomputed from the joined features (eval/stats.py). A run written before per-clip scores were
+kept counts with its means weighted by its clips (the same figure unless a clip's camera
+estimate failed, nan); ``from_means`` names such runs. Pose models pool AKD over frames, which
+the JSON does not keep per clip, so their results are refused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from eval.stats import load_features, rescore, save_features
+
+SAME = ("model", "source", "control", "frames", "window", "windows")
+
+
+def merge_features(paths: list[str | Path], out: str | Path) -> None:
+    """One feature file whose clips are those of ``paths``, in order."""
+    parts = [load_features(p) for p in paths]
+    windows = [tuple(w) for w in np.load(paths[0])["windows"]]
+    for p in paths[1:]:
+        if [tuple(w) for w in np.load(p)["windows"]] != windows:
+            raise ValueError(f"{p}: other windows than {paths[0]}")
+    names = set(parts[0][2])
+    if any(set(m) != names for _, _, m in parts):
+        raise ValueError("the feature files hold different methods")
+    labels = [y for lab, _, _ in parts for y in lab]
+    gt = [[f for _, g, _ in parts for f in g[w]] for w in range(len(windows))]
+    methods = {n: [[f for _, _, m in parts for f in m[n][w]] for w in range(len(windows))] for n in names}
+    save_features(out, windows, labels, gt, methods)
+
+
+def _mean_windows(per_clip: list[list[float]]) -> list[float]:
+    return [float(np.nanmean(v)) for v in per_clip]
+
+
+def merge(results: list[dict], features: str | Path | None = None, net=None, n_boot: int = 200,
+          seed: int = 0) -> dict:
+    """The result of one run over the clips of ``results`` (runs over disjoint clip ranges of the
+    same model, clip length and windows), FVD-lite recomputed from the merged ``features``."""
+    results = sorted(results, key=lambda r: r.get("first_clip", 0))
+    for r in results[1:]:
+        for k in SAME:
+            if r.get(k) != results[0].get(k):
+                raise ValueError(f"cannot merge runs with different {k}: {results[0].get(k)!r} vs {r.get(k)!r}")
+        if set(r["methods"]) != set(results[0]["methods"]):
+            raise ValueError("cannot merge runs of different methods")
+    ranges = [(r.get("first_clip", 0), r.get("first_clip", 0) + r["clips"]) for r in results]
+    if any(a < b_prev for (_, b_prev), (a, _) in zip(ranges, ranges[1:])):
+        raise ValueError(f"the runs' clip ranges overlap: {ranges}")
+    if results[0]["control"] != "camera":
+        raise ValueError("only camera-model results can be merged (pose models pool AKD over frames)")
+    W = len(results[0]["windows"])
+
+    def clip_values(r: dict, where: dict, key: str, per_window: bool) -> list:
+        """(clip,) or (window, clip) values of ``key``: the run's own per-clip scores, or its mean
+        repeated once per clip (a run from before per-clip scores were kept)."""
+        if "per_clip" in where:
+            return where["per_clip"][key]
+        v = where[key]
+        return [[v[w]] * r["clips"] for w in range(W)] if per_window else [v] * r["clips"]
+
+    def joined(get) -> list:
+        return [x for r in results for x in get(r)]
+
+    def joined_windows(get) -> list[list[float]]:
+        return [joined(lambda r: get(r)[w]) for w in range(W)]
+
+    out = {k: results[0][k] for k in SAME}
+    out.update(clips=sum(r["clips"] for r in results), first_clip=ranges[0][0],
+               clip_ranges=[list(x) for x in ranges], methods={},
+               command=" + ".join(r.get("command", "?") for r in results))
+    old = [f"clips {a}-{b - 1}" for r, (a, b) in zip(results, ranges) if "floor_per_clip" not in r]
+    if old:
+        out["from_means"] = old
+    fl = {k: joined_windows(lambda r, k=k: clip_values(r, {"per_clip": r["floor_per_clip"]} if "floor_per_clip" in r
+                                                        else r["floor"], k, True)) for k in ("rot_err", "trans_err")}
+    out["floor"] = {k: _mean_windows(v) for k, v in fl.items()}
+    out["floor_per_clip"] = fl
+    for m, o0 in results[0]["methods"].items():
+        pc = {k: joined(lambda r, k=k: clip_values(r, r["methods"][m], k, False))
+              for k in ("psnr_1s", "ssim_1s", "ms_per_latent")}
+        pc.update({k: joined_windows(lambda r, k=k: clip_values(r, r["methods"][m], k, True))
+                   for k in ("psnr", "rot_err", "trans_err")})
+        ms = float(np.median(pc["ms_per_latent"]))
+        o = {"psnr_1s": float(np.mean(pc["psnr_1s"])), "ssim_1s": float(np.mean(pc["ssim_1s"])),
+             "psnr": [float(np.mean(v)) for v in pc["psnr"]], "ms_per_latent": ms, "fps": 4000.0 / ms,
+             "steps": o0.get("steps"), "rot_err": _mean_windows(pc["rot_err"]),
+             "trans_err": _mean_windows(pc["trans_err"])}
+        o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
+        o["per_clip"] = pc
+        out["methods"][m] = o
+    if all("revisit" in r for r in results):
+        names = [n for n in results[0]["revisit"] if n not in ("frame", "per_clip")]
+        per = {n: joined(lambda r, n=n: clip_values(r, r["revisit"], n, False)) for n in names}
+        out["revisit"] = {"frame": results[0]["revisit"]["frame"], **{n: float(np.mean(v)) for n, v in per.items()},
+                          "per_clip": per}
+    if features is not None:
+        out = rescore(out, features, net, n_boot=n_boot, seed=seed)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import tempfile
+
+    from eval.features import VideoFeatureNet
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", nargs="+", required=True, help="python -m eval JSONs over disjoint clip ranges")
+    p.add_argument("--features", nargs="*", default=[], help="their --features-out files, in the same order")
+    p.add_argument("--features-out", default=None, help="keep the joined features here (.npz; default: not kept)")
+    p.add_argument("--net", default=str(Path(__file__).resolve().parent.parent / "assets" / "eval" / "features"))
+    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.features and len(a.features) != len(a.results):
+        p.error("give one feature file per result, or none")
+    results = [json.loads(Path(x).read_text()) for x in a.results]
+    with tempfile.TemporaryDirectory() as tmp:
+        feats = None
+        if a.features:
+            order = np.argsort([r.get("first_clip", 0) for r in results], kind="stable")
+            feats = Path(a.features_out or Path(tmp) / "features.npz")
+            merge_features([a.features[i] for i in order], feats)
+        net = VideoFeatureNet.from_pretrained(a.net).eval() if feats is not None and a.net else None
+        r = merge(results, feats, net, a.n_boot, a.seed)
+    print(json.dumps(r))                    # as python -m eval --json: redirect it to the merged result's file
+
+
+if __name__ == "__main__":
+    main()

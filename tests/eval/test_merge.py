@@ -1,0 +1,74 @@
+"""eval/merge.py: runs over consecutive clip ranges add up to one run over all of them."""
+import json
+
+import numpy as np
+import pytest
+
+from eval.__main__ import evaluate
+from eval.merge import main, merge, merge_features
+from tests.eval.test_stats import tiny_model_and_net
+
+
+def test_two_runs_merge_into_the_run_over_all_clips(tmp_path, capsys):
+    net = tiny_model_and_net(tmp_path)
+    kw = dict(n_frames=41, window=20, features=str(tmp_path / "net"), n_boot=10)
+    m = str(tmp_path / "m")
+    whole = evaluate(m, ["aapt", "autoencoder"], clips=3, revisit=True, features_out=str(tmp_path / "w.npz"), **kw)
+    # the second range first: merge sorts by clip
+    b = evaluate(m, ["aapt", "autoencoder"], clips=1, first_clip=2, revisit=True,
+                 features_out=str(tmp_path / "b.npz"), **kw)
+    a = evaluate(m, ["aapt", "autoencoder"], clips=2, revisit=True, features_out=str(tmp_path / "a.npz"), **kw)
+    assert a["first_clip"] == 0 and b["first_clip"] == 2
+    merge_features([tmp_path / "a.npz", tmp_path / "b.npz"], tmp_path / "ab.npz")
+    r = merge([json.loads(json.dumps(b)), json.loads(json.dumps(a))], tmp_path / "ab.npz", net, n_boot=10)
+    assert r["clips"] == 3 and r["clip_ranges"] == [[0, 2], [2, 3]]
+    for meth in ("aapt", "autoencoder"):
+        o, w = r["methods"][meth], whole["methods"][meth]
+        for k in ("psnr_1s", "ssim_1s", "psnr", "rot_err", "trans_err", "drift_rot_err"):
+            assert np.allclose(o[k], w[k], equal_nan=True), (meth, k)
+        # features stored as float16: FVD-lite to a few parts in a thousand
+        for k in ("fvd", "fvd_matched", "fvd_inf", "content_acc"):
+            assert np.allclose(o[k], w[k], rtol=2e-2, atol=1e-3), (meth, k)
+    assert set(r["floor"]) == set(whole["floor"])
+    for k, v in whole["floor"].items():
+        if k == "content_by_kind":
+            assert set(r["floor"][k]) == set(v)
+            for kind, acc in v.items():
+                assert np.allclose(r["floor"][k][kind], acc, rtol=2e-2, equal_nan=True), kind
+        else:
+            assert np.allclose(r["floor"][k], v, rtol=2e-2, equal_nan=True), k    # content_acc: float16 features
+    assert r["revisit"]["aapt"] == pytest.approx(whole["revisit"]["aapt"])
+    assert r["revisit"]["ground_truth"] == pytest.approx(whole["revisit"]["ground_truth"])
+    assert "from_means" not in r
+    # the command line: JSON on stdout, as python -m eval --json
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    capsys.readouterr()
+    main(["--results", str(tmp_path / "b.json"), str(tmp_path / "a.json"), "--features", str(tmp_path / "b.npz"),
+          str(tmp_path / "a.npz"), "--net", str(tmp_path / "net"), "--n-boot", "10"])
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["clips"] == 3 and cli["methods"]["aapt"]["fvd"] == pytest.approx(r["methods"]["aapt"]["fvd"])
+    # a run written before per-clip scores were kept counts by its means, weighted by its clips
+    legacy = json.loads(json.dumps(a))
+    legacy.pop("floor_per_clip")
+    for o in [*legacy["methods"].values(), legacy["revisit"]]:
+        o.pop("per_clip")
+    r2 = merge([legacy, json.loads(json.dumps(b))])
+    assert r2["from_means"] == ["clips 0-1"]
+    assert r2["methods"]["aapt"]["psnr"] == pytest.approx(whole["methods"]["aapt"]["psnr"])
+    assert r2["revisit"]["aapt"] == pytest.approx(whole["revisit"]["aapt"])
+
+
+def test_merge_refuses_runs_that_do_not_add_up(tmp_path):
+    base = {"model": "m", "source": "world", "control": "camera", "frames": 41, "window": 20,
+            "windows": [[0, 20], [20, 40]], "clips": 2, "first_clip": 0,
+            "methods": {"aapt": {"per_clip": {}}}}
+    with pytest.raises(ValueError, match="overlap"):
+        merge([base, {**base, "first_clip": 1}])
+    with pytest.raises(ValueError, match="frames"):
+        merge([base, {**base, "first_clip": 2, "frames": 81}])
+    with pytest.raises(ValueError, match="methods"):
+        merge([base, {**base, "first_clip": 2, "methods": {"distill": {"per_clip": {}}}}])
+    pose = {**base, "control": "pose", "methods": {"aapt": {}}}
+    with pytest.raises(ValueError, match="pose"):
+        merge([pose, {**pose, "first_clip": 2}])
