@@ -140,21 +140,16 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         out["floor"]["content_by_kind"] = content_accuracy_by_kind(net, gt_feats, labels)
     for m in methods:
         r = res[m]
-        o = {"psnr_1s": float(np.mean(r["psnr_1s"])), "ssim_1s": float(np.mean(r["ssim_1s"])),
-             "psnr": [float(np.mean(p)) for p in r["psnr"]],
-             "ms_per_latent": float(np.median(r["ms_per_latent"])),
-             "fps": 4000.0 / float(np.median(r["ms_per_latent"])), "steps": METHODS[m].steps if m in METHODS else None}
+        pc = {k: r[k] for k in ("psnr_1s", "ssim_1s", "psnr", "ms_per_latent")}
+        if control == "camera":
+            pc.update(rot_err=_per_clip(r["cam"], "rot_err"), trans_err=_per_clip(r["cam"], "trans_err"))
+        o = summary(pc, METHODS[m].steps if m in METHODS else None)
+        if control == "camera":
+            o["per_clip"] = pc        # every clip's own scores, so that runs over more clips merge exactly
         if net is not None:
             o["content_acc"] = content_accuracy(net, r["feats"], labels)
             o["content_by_kind"] = content_accuracy_by_kind(net, r["feats"], labels)
-        if control == "camera":
-            o["rot_err"], o["trans_err"] = _window_means(r["cam"], "rot_err"), _window_means(r["cam"], "trans_err")
-            o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
-            # every clip's own scores (window x clip), so that runs over more clips can be merged exactly
-            o["per_clip"] = {"psnr_1s": r["psnr_1s"], "ssim_1s": r["ssim_1s"], "psnr": r["psnr"],
-                             "ms_per_latent": r["ms_per_latent"], "rot_err": _per_clip(r["cam"], "rot_err"),
-                             "trans_err": _per_clip(r["cam"], "trans_err")}
-        elif control == "pose":
+        if control == "pose":
             o["akd"] = [pooled_akd(ps) for ps in r["pose"]]
             o["missing"] = _window_means(r["pose"], "missing")
             o["akd_parts"] = pooled_parts(r["pose"])
@@ -166,6 +161,20 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     if revisit and control == "camera":
         out["revisit"] = revisit_scores(ae, dits, size, range(first_clip, first_clip + clips), seed)
     return out
+
+
+def summary(pc: dict, steps: int | None) -> dict:
+    """A method's figures from its per-clip scores: means over the clips of PSNR / SSIM over the
+    first second and of PSNR per window, the median time per latent frame, and with camera
+    errors (window x clip) their nan-aware means per window and RotErr's drift."""
+    ms = float(np.median(pc["ms_per_latent"]))
+    o = {"psnr_1s": float(np.mean(pc["psnr_1s"])), "ssim_1s": float(np.mean(pc["ssim_1s"])),
+         "psnr": [float(np.mean(p)) for p in pc["psnr"]], "ms_per_latent": ms, "fps": 4000.0 / ms, "steps": steps}
+    if "rot_err" in pc:
+        o["rot_err"] = [float(np.nanmean(v)) for v in pc["rot_err"]]
+        o["trans_err"] = [float(np.nanmean(v)) for v in pc["trans_err"]]
+        o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
+    return o
 
 
 def _window_means(per_window: list[list[dict]], key: str) -> list[float]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.__main__ import summary
 from eval.stats import load_features, rescore, save_features
 
 SAME = ("model", "source", "control", "frames", "window", "windows")
@@ -41,10 +42,6 @@ def merge_features(paths: list[str | Path], out: str | Path) -> None:
     save_features(out, windows, labels, gt, methods)
 
 
-def _mean_windows(per_clip: list[list[float]]) -> list[float]:
-    return [float(np.nanmean(v)) for v in per_clip]
-
-
 def merge(results: list[dict], features: str | Path | None = None, net=None, n_boot: int = 200,
           seed: int = 0) -> dict:
     """The result of one run over the clips of ``results`` (runs over disjoint clip ranges of the
@@ -63,12 +60,12 @@ def merge(results: list[dict], features: str | Path | None = None, net=None, n_b
         raise ValueError("only camera-model results can be merged (pose models pool AKD over frames)")
     W = len(results[0]["windows"])
 
-    def clip_values(r: dict, where: dict, key: str, per_window: bool) -> list:
+    def clip_values(r: dict, per_clip: dict | None, means: dict, key: str, per_window: bool) -> list:
         """(clip,) or (window, clip) values of ``key``: the run's own per-clip scores, or its mean
         repeated once per clip (a run from before per-clip scores were kept)."""
-        if "per_clip" in where:
-            return where["per_clip"][key]
-        v = where[key]
+        if per_clip is not None:
+            return per_clip[key]
+        v = means[key]
         return [[v[w]] * r["clips"] for w in range(W)] if per_window else [v] * r["clips"]
 
     def joined(get) -> list:
@@ -84,26 +81,22 @@ def merge(results: list[dict], features: str | Path | None = None, net=None, n_b
     old = [f"clips {a}-{b - 1}" for r, (a, b) in zip(results, ranges) if "floor_per_clip" not in r]
     if old:
         out["from_means"] = old
-    fl = {k: joined_windows(lambda r, k=k: clip_values(r, {"per_clip": r["floor_per_clip"]} if "floor_per_clip" in r
-                                                        else r["floor"], k, True)) for k in ("rot_err", "trans_err")}
-    out["floor"] = {k: _mean_windows(v) for k, v in fl.items()}
+    fl = {k: joined_windows(lambda r, k=k: clip_values(r, r.get("floor_per_clip"), r["floor"], k, True))
+          for k in ("rot_err", "trans_err")}
+    out["floor"] = {k: [float(np.nanmean(v)) for v in vs] for k, vs in fl.items()}
     out["floor_per_clip"] = fl
     for m, o0 in results[0]["methods"].items():
-        pc = {k: joined(lambda r, k=k: clip_values(r, r["methods"][m], k, False))
-              for k in ("psnr_1s", "ssim_1s", "ms_per_latent")}
-        pc.update({k: joined_windows(lambda r, k=k: clip_values(r, r["methods"][m], k, True))
-                   for k in ("psnr", "rot_err", "trans_err")})
-        ms = float(np.median(pc["ms_per_latent"]))
-        o = {"psnr_1s": float(np.mean(pc["psnr_1s"])), "ssim_1s": float(np.mean(pc["ssim_1s"])),
-             "psnr": [float(np.mean(v)) for v in pc["psnr"]], "ms_per_latent": ms, "fps": 4000.0 / ms,
-             "steps": o0.get("steps"), "rot_err": _mean_windows(pc["rot_err"]),
-             "trans_err": _mean_windows(pc["trans_err"])}
-        o["drift_rot_err"] = o["rot_err"][-1] / max(o["rot_err"][0], 1e-9)
-        o["per_clip"] = pc
-        out["methods"][m] = o
+        def values(r, k, per_window, m=m):
+            o = r["methods"][m]
+            return clip_values(r, o.get("per_clip"), o, k, per_window)
+
+        pc = {k: joined(lambda r, k=k: values(r, k, False)) for k in ("psnr_1s", "ssim_1s", "ms_per_latent")}
+        pc.update({k: joined_windows(lambda r, k=k: values(r, k, True)) for k in ("psnr", "rot_err", "trans_err")})
+        out["methods"][m] = {**summary(pc, o0.get("steps")), "per_clip": pc}
     if all("revisit" in r for r in results):
         names = [n for n in results[0]["revisit"] if n not in ("frame", "per_clip")]
-        per = {n: joined(lambda r, n=n: clip_values(r, r["revisit"], n, False)) for n in names}
+        per = {n: joined(lambda r, n=n: clip_values(r, r["revisit"].get("per_clip"), r["revisit"], n, False))
+               for n in names}
         out["revisit"] = {"frame": results[0]["revisit"]["frame"], **{n: float(np.mean(v)) for n, v in per.items()},
                           "per_clip": per}
     if features is not None:
