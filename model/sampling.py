@@ -59,42 +59,53 @@ def sample_bidirectional(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor 
 
 
 @torch.no_grad()
+def causal_frame(dit: VideoDiT, out, k: int, noise: torch.Tensor, control: torch.Tensor | None,
+                 warp: torch.Tensor | None, steps: int, shift: float) -> torch.Tensor:
+    """Latent frame k >= 1 of the adapted model's multi-step causal rollout, given the frames before it.
+
+    ``out[j]`` (B, C, h, w) is the clean latent of frame j (``out[0]`` the first frame; only frames
+    k - window - 1 .. k - 1 are read, so earlier entries may be None); ``noise[:, j - 1]`` is frame
+    j's noise: frame k's starting point and, for the window's past frames, what re-noises them.
+    ``control`` and ``warp`` hold rows for frames 0..k (or more). As in training, every frame of
+    the attended window shares the step's noise level: past frames are re-noised from their clean
+    latents, and each frame's recycled input is the clean latent before it. No KV cache (the
+    cache would hold keys from other noise levels). Returns (B, C, h, w).
+    """
+    z0 = out[0]
+    B = z0.shape[0]
+    idx = list(range(max(1, k - dit.config.window), k + 1))            # window frames, current last
+    pos = torch.tensor([0] + idx, device=z0.device)
+    recycled = torch.stack([z0] + [out[j - 1] for j in idx], 1)
+    past = idx[:-1]
+    clean_past = torch.stack([out[j] for j in past], 1) if past else None
+    past_noise = noise[:, [j - 1 for j in past]] if past else None
+    ctrl = torch.cat([control[:, :1], control[:, idx]], 1) if dit.config.control_features else None
+    w = None if warp is None else torch.cat([warp[:, :1], warp[:, idx]], 1)
+    sched = make_scheduler(steps, shift)
+    x = noise[:, k - 1]
+    for i, ts in enumerate(sched.timesteps):
+        sigma = float(sched.sigmas[i])
+        parts = [z0[:, None]]
+        if clean_past is not None:
+            parts.append((1 - sigma) * clean_past + sigma * past_noise)
+        parts.append(x[:, None])
+        t = torch.full((B, len(idx) + 1), sigma, device=z0.device)
+        t[:, 0] = 0.0
+        x0 = dit(recycled, torch.cat(parts, 1), ctrl, t, mode="causal", positions=pos, warp=w)[:, -1]
+        x = sched.step(_v_from_x0(x, x0, sigma), ts, x).prev_sample
+    return x
+
+
+@torch.no_grad()
 def sample_causal(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None, K: int, steps: int,
                   shift: float, generator: torch.Generator | None = None,
                   warp: torch.Tensor | None = None) -> torch.Tensor:
-    """The adapted (teacher-forced) model, frame by frame with ``steps`` steps each.
-
-    As in training, every frame of the attended window shares the noise level of the step:
-    past frames are re-noised from their generated latents (fixed noise per frame), and each
-    frame's recycled input is the clean latent generated before it. No KV cache (the cache
-    would hold keys from other noise levels). Returns (B, 1 + K, C, h, w).
-    """
-    B = z0.shape[0]
-    N = dit.config.window
+    """The adapted (teacher-forced) model, frame by frame with ``steps`` steps each (``causal_frame``,
+    with fixed noise per frame). Returns (B, 1 + K, C, h, w)."""
     out = [z0]
-    eps_all = _randn((B, K, *z0.shape[1:]), z0, generator)
+    eps_all = _randn((z0.shape[0], K, *z0.shape[1:]), z0, generator)
     for k in range(1, K + 1):
-        idx = list(range(max(1, k - N), k + 1))                         # window frames, current last
-        pos = torch.tensor([0] + idx, device=z0.device)
-        recycled = torch.stack([z0] + [out[j - 1] for j in idx], 1)
-        clean_past = torch.stack([out[j] for j in idx[:-1]], 1) if len(idx) > 1 else None
-        ctrl = None
-        if dit.config.control_features:
-            ctrl = torch.cat([control[:, :1], control[:, idx]], 1)
-        w = None if warp is None else torch.cat([warp[:, :1], warp[:, idx]], 1)
-        sched = make_scheduler(steps, shift)
-        x = eps_all[:, k - 1]
-        for i, ts in enumerate(sched.timesteps):
-            sigma = float(sched.sigmas[i])
-            parts = [z0[:, None]]
-            if clean_past is not None:
-                parts.append((1 - sigma) * clean_past + sigma * eps_all[:, [j - 1 for j in idx[:-1]]])
-            parts.append(x[:, None])
-            t = torch.full((B, len(idx) + 1), sigma, device=z0.device)
-            t[:, 0] = 0.0
-            x0 = dit(recycled, torch.cat(parts, 1), ctrl, t, mode="causal", positions=pos, warp=w)[:, -1]
-            x = sched.step(_v_from_x0(x, x0, sigma), ts, x).prev_sample
-        out.append(x)
+        out.append(causal_frame(dit, out, k, eps_all, control, warp, steps, shift))
     return torch.stack(out, 1)
 
 

@@ -22,7 +22,8 @@ class TrainConfig:
     control: str = "camera"             # camera | pose | none
     reproject: bool = False             # camera: the DiT reprojects the recycled latent (model/dit.py)
     init: str = ""                      # model dir to start from; "" = previous stage's final model
-    teacher: str = ""                   # distill: the frozen multi-step model; "" = the same as init
+    teacher: str = ""                   # distill: the frozen multi-step model, "" = the same as init; adversarial
+                                        # stages with teacher_weight: "" = <run_dir>/adapt/final/model
     transfer: str = ""                  # start from a model of another control or fewer latent channels
                                         # (model/dit.py transfer_weights, model/autoencoder.py
                                         # transfer_autoencoder) instead of init; "" = off
@@ -75,6 +76,10 @@ class TrainConfig:
     d_mismatch: float = 0.0             # matching-aware D: weight of real videos under another clip's controls as fakes
     d_mismatch_on: str = "controls"     # what the mismatched real video takes from another clip: its controls,
                                         # or its first frame ("first": does the window keep the first frame's world?)
+    teacher_weight: float = 0.0         # adversarial stages: on-policy distillation, the generator's one-step frame
+                                        # regressed onto the multi-step ``teacher``'s frame (default: the adapt
+                                        # model) from the same noise after the generator's own frames, 0 = off
+    teacher_latents: int = 2            # frames per trained segment given the teacher's target (random positions)
     long_latents: int = 24              # long stage: latent frames rolled out per video
     segment_latents: int = 8            # long stage: latent frames per back-propagated segment
     segment_overlap: int = 2            # long stage: overlap of discriminator windows
@@ -95,6 +100,8 @@ class TrainConfig:
             raise ConfigError("ae_train=decoder fine-tunes a trained autoencoder: set init")
         if self.d_mismatch_on not in ("controls", "first"):
             raise ConfigError(f"d_mismatch_on must be controls or first, got {self.d_mismatch_on!r}")
+        if self.teacher_weight < 0 or self.teacher_latents < 1:
+            raise ConfigError("teacher_weight must be >= 0 and teacher_latents >= 1")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
 

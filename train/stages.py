@@ -139,7 +139,7 @@ def build_stage(cfg: TrainConfig) -> Stage:
 from model.dit import PRESETS as DIT_PRESETS  # noqa: E402
 from model.dit import VideoDiT, maps_from_first, transfer_weights  # noqa: E402
 from model.engine import check_pair  # noqa: E402
-from model.sampling import rollout_one_step, sample_bidirectional, sample_causal  # noqa: E402
+from model.sampling import causal_frame, rollout_one_step, sample_bidirectional, sample_causal  # noqa: E402
 from train.latents import LatentWindows, encode_shards  # noqa: E402
 
 VAL_LATENT_CLIPS = 16      # val clips of each data directory in the DiT stages' latent cache
@@ -453,6 +453,17 @@ class AdversarialStage(DiffusionStage):
         self.phase_lr = {p: ((cfg.d_lr or cfg.lr) if p.startswith("disc") else cfg.lr) for p in self.phases}
         if self.overlap + self.S > self.train.chunks.shape[1]:
             raise ValueError("discriminator window longer than the training clips")
+        self.teacher = None
+        if cfg.teacher_weight:
+            if cfg.teacher_forcing:
+                raise ValueError("teacher_weight distils on the generator's own frames: not with teacher forcing")
+            path = Path(cfg.teacher) if cfg.teacher else stage_dir(cfg, "adapt") / "final" / "model"
+            self.teacher = VideoDiT.from_pretrained(path).to(self.device).eval()
+            for p_ in self.teacher.parameters():
+                p_.requires_grad_(False)
+        # generated frames kept before the segment: the discriminator's overlap, the recycled frame, and
+        # the teacher's attention window (its past frames and the frame recycled into the oldest)
+        self.keep = max(self.overlap, 1, self.teacher.config.window + 1 if self.teacher else 0)
 
     def active(self, phase: str, step: int) -> bool:
         """The generator waits for ``d_warmup`` steps: a discriminator whose new head is still
@@ -501,7 +512,7 @@ class AdversarialStage(DiffusionStage):
             for k in range(1, self.burn + 1):                   # burn-in: the video so far, no gradients
                 prev = self.dit.step(self.cache, prev, self.randn(prev.shape, gen), self._ctrl(ctrl[:, k]), ones,
                                      k, warp[:, k])
-                self.video = self.video[:1] + (self.video[1:] + [prev])[-max(self.overlap, 1):]
+                self.video = self.video[:1] + (self.video[1:] + [prev])[-self.keep:]
 
     def _start(self, seg: int) -> int:
         """Stream index of segment ``seg``'s first latent frame (after the first frame and the burn-in)."""
@@ -623,10 +634,40 @@ class AdversarialStage(DiffusionStage):
         with torch.no_grad():
             d_real = self._d(real, real_ctrl, t, d_eps, real_warp)
         loss = losses.relativistic_g_loss(d_fake, d_real)
+        metrics = {"g_loss": loss.item()}
+        if self.teacher is not None:
+            t_loss = self._teacher_loss(seg, fake_seg, rolled, eps, gen)
+            loss = loss + self.cfg.teacher_weight * t_loss
+            metrics["teacher_mse"] = t_loss.item()
         self.video += list(fake_seg.detach().unbind(1))
-        keep = max(self.overlap, 1)
-        self.video = self.video[:1] + self.video[1:][-keep:]    # constant memory over long videos
-        return loss, {"g_loss": loss.item()}
+        self.video = self.video[:1] + self.video[1:][-self.keep:]  # constant memory over long videos
+        return loss, metrics
+
+    def _teacher_loss(self, seg: int, fake_seg: torch.Tensor, rolled: torch.Tensor, eps: torch.Tensor,
+                      gen: torch.Generator) -> torch.Tensor:
+        """On-policy distillation: at ``teacher_latents`` random frames of the segment, the multi-step
+        teacher's frame from the same noise, after the generator's own (detached) frames, is the
+        target of the one-step frame. Consistency distillation matched the teacher after real frames
+        only (teacher forcing); here it is matched where the generator's own rollout has taken it,
+        deep in long videos, where the first frame's world is lost (docs/training.md)."""
+        a, B = self._start(seg), self.cfg.batch_size
+        n = min(self.cfg.teacher_latents, self.S)
+        picks = sorted(torch.randperm(self.S, generator=gen)[:n].tolist())
+        # frame j of the stream: out[j] (clean, detached) and noise[:, j - 1]
+        before = self.video[1:]
+        out = [None] * (a + self.S)
+        out[0] = self.video[0]
+        for j, z in zip(range(a - len(before), a), before):
+            out[j] = z
+        for i in range(self.S):
+            out[a + i] = rolled[:, i]
+        noise = torch.zeros(B, a + self.S - 1, *eps.shape[2:], device=self.device)
+        w = min(self.teacher.config.window, a - 1)               # past frames of segment frame 0's window
+        noise[:, a - 1 - w:] = self.randn((B, w + self.S, *eps.shape[2:]), gen)   # re-noises the window's frames
+        noise[:, a - 1:] = eps                                  # each frame's own starting noise
+        target = torch.stack([causal_frame(self.teacher, out, a + i, noise, self._ctrl(self.ctrl), self.warp,
+                                           self.cfg.sample_steps, self.cfg.shift) for i in picks], 1)
+        return ((fake_seg[:, picks].float() - target.float()) ** 2).mean()
 
     @torch.no_grad()
     def evaluate(self, step, out_dir):

@@ -231,3 +231,53 @@ def test_matching_aware_discriminator_sees_real_videos_under_other_clips_control
     assert abs((loss_first - base).item() - 0.5 * metrics_first["d_mismatch"]) < 1e-5
     with pytest.raises(ConfigError, match="d_mismatch_on"):
         _cfg("adversarial", tiny_data, tmp_path, d_mismatch_on="last")
+
+
+def test_on_policy_distillation_targets_the_teachers_frame_after_the_generators_own(tiny_data, tmp_path):
+    """teacher_weight: at teacher_latents frames of a trained segment the multi-step teacher (the
+    adapt model) continues the generator's own video (its burn-in and the segment's rolled-out
+    frames, not the ground truth) from the same noise as the one-step frame, and the weighted
+    squared error to it joins the generator's loss."""
+    import numpy as np
+
+    import train.stages as stages
+    from model.sampling import rollout_one_step
+
+    for stage in ("autoencoder", "teacher", "adapt", "distill", "adversarial"):
+        train(_cfg(stage, tiny_data, tmp_path))
+    with pytest.raises(ValueError, match="teacher forcing"):
+        stages.build_stage(_cfg("adversarial", tiny_data, tmp_path, teacher_forcing=True, teacher_weight=1.0))
+    with pytest.raises(ConfigError, match="teacher_weight"):
+        _cfg("long", tiny_data, tmp_path, teacher_weight=-1.0)
+    st = stages.build_stage(_cfg("long", tiny_data, tmp_path, long_burn_in=7, teacher_weight=0.5, teacher_latents=2))
+    W = st.teacher.config.window
+    assert st.keep == max(st.overlap, W + 1)
+    for s in range(40):
+        st._new_video(np.random.default_rng(s), torch.Generator().manual_seed(s))
+        if st.burn >= 3:
+            break
+    b, a = st.burn, st._start(0)
+    ref = rollout_one_step(st.dit, st.video[0], st._ctrl(st.ctrl), b, torch.Generator().manual_seed(s), st.warp)
+    pos, eps, ctrl, warp, rolled = st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
+    video = torch.cat([ref, rolled], 1)                     # the generator's own frames 0 .. a + S - 1
+    calls, real_frame = [], stages.causal_frame
+
+    def spy(dit, out, k, noise, control, warp_, steps, shift):
+        calls.append(k)
+        assert dit is st.teacher and a <= k < a + st.S
+        for j in range(max(0, k - W - 1), k):               # every frame the teacher's window reads
+            torch.testing.assert_close(out[j], video[:, j])
+        assert torch.equal(noise[:, k - 1], eps[:, k - a])    # the one-step frame's own noise
+        return real_frame(dit, out, k, noise, control, warp_, steps, shift)
+
+    stages.causal_frame = spy
+    try:
+        loss, metrics = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    finally:
+        stages.causal_frame = real_frame
+    assert len(calls) == 2 and len(set(calls)) == 2
+    assert metrics["teacher_mse"] > 0
+    assert abs(loss.item() - metrics["g_loss"] - 0.5 * metrics["teacher_mse"]) < 1e-4
+    loss.backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in st.dit.parameters())
+    assert len(st.video) == 1 + st.keep                    # the window the next segment's teacher reads
