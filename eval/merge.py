@@ -11,6 +11,13 @@ recomputed from the joined features (eval/stats.py). A run written before per-cl
 kept counts with its means weighted by its clips (the same figure unless a clip's camera
 estimate failed, nan); ``from_means`` names such runs. Pose models pool AKD over frames, which
 the JSON does not keep per clip, so their results are refused.
+
+Runs over the *same* clips merge side by side instead: every method of every run in one result,
+a later run's method replacing an earlier run's (re-run the generator that changed, keep the
+baselines' figures), and the comparisons against AAPT recomputed from the joined features:
+
+    python -m eval --model assets/world --methods aapt --clips 24 --frames 1441 --features-out new.npz --json > new.json
+    python -m eval.merge --results old.json new.json --features old.npz new.npz > merged.json
 """
 from __future__ import annotations
 
@@ -42,18 +49,72 @@ def merge_features(paths: list[str | Path], out: str | Path) -> None:
     save_features(out, windows, labels, gt, methods)
 
 
+def _clip_range(r: dict) -> tuple[int, int]:
+    return r.get("first_clip", 0), r.get("first_clip", 0) + r["clips"]
+
+
+def same_clips(results: list[dict]) -> bool:
+    """Whether ``results`` are runs over the same clips (merged side by side, not end to end)."""
+    return len(results) > 1 and len({_clip_range(r) for r in results}) == 1
+
+
+def merge_features_side_by_side(paths: list[str | Path], out: str | Path) -> None:
+    """One feature file with every method of ``paths`` (runs over the same clips); a later file's
+    method replaces an earlier one's. The truth's features must agree (the same clips)."""
+    parts = [load_features(p) for p in paths]
+    windows = [tuple(w) for w in np.load(paths[0])["windows"]]
+    labels, gt, methods = parts[0][0], parts[0][1], {}
+    for p, (lab, g, m) in zip(paths, parts):
+        if [tuple(w) for w in np.load(p)["windows"]] != windows or lab != labels:
+            raise ValueError(f"{p}: other windows or clips than {paths[0]}")
+        if not all(np.allclose(a, b, rtol=1e-2, atol=1e-2) for wa, wb in zip(g, gt) for a, b in zip(wa, wb)):
+            raise ValueError(f"{p}: the ground truth's features differ from {paths[0]}'s: not the same clips")
+        methods.update(m)
+    save_features(out, windows, labels, gt, methods)
+
+
+def side_by_side(results: list[dict], features: str | Path | None = None, net=None, n_boot: int = 200,
+                 seed: int = 0) -> dict:
+    """One result with every method of ``results`` (runs over the same clips), in order: a later
+    run's method replaces an earlier run's, its revisit score too (dropped if the later run had
+    none). FVD-lite and the comparisons against AAPT recomputed from the joined ``features``."""
+    out = json.loads(json.dumps(results[0]))
+    out["methods"], out["command"] = {}, " + ".join(r.get("command", "?") for r in results)
+    revisit = {}
+    for r in results:
+        out["methods"].update(json.loads(json.dumps(r["methods"])))
+        rv = r.get("revisit", {})
+        if rv and revisit and rv["frame"] != revisit["frame"]:
+            raise ValueError(f"cannot merge revisits at frames {revisit['frame']} and {rv['frame']}")
+        for m in r["methods"]:                          # a re-run method's old revisit score goes
+            revisit.pop(m, None)
+            revisit.get("per_clip", {}).pop(m, None)
+        revisit.update({k: v for k, v in rv.items() if k != "per_clip"})
+        revisit.setdefault("per_clip", {}).update(rv.get("per_clip", {}))
+    out.pop("revisit", None)
+    if any(k not in ("frame", "per_clip", "ground_truth") for k in revisit):
+        out["revisit"] = revisit
+    if features is not None:
+        out = rescore(out, features, net, n_boot=n_boot, seed=seed)
+    return out
+
+
 def merge(results: list[dict], features: str | Path | None = None, net=None, n_boot: int = 200,
           seed: int = 0) -> dict:
     """The result of one run over the clips of ``results`` (runs over disjoint clip ranges of the
-    same model, clip length and windows), FVD-lite recomputed from the merged ``features``."""
+    same model, clip length and windows), FVD-lite recomputed from the merged ``features``; runs
+    over the same clips merge side by side (``side_by_side``)."""
     results = sorted(results, key=lambda r: r.get("first_clip", 0))
     for r in results[1:]:
         for k in SAME:
             if r.get(k) != results[0].get(k):
                 raise ValueError(f"cannot merge runs with different {k}: {results[0].get(k)!r} vs {r.get(k)!r}")
+    if same_clips(results):
+        return side_by_side(results, features, net, n_boot, seed)
+    for r in results[1:]:
         if set(r["methods"]) != set(results[0]["methods"]):
             raise ValueError("cannot merge runs of different methods")
-    ranges = [(r.get("first_clip", 0), r.get("first_clip", 0) + r["clips"]) for r in results]
+    ranges = [_clip_range(r) for r in results]
     if any(a < b_prev for (_, b_prev), (a, _) in zip(ranges, ranges[1:])):
         raise ValueError(f"the runs' clip ranges overlap: {ranges}")
     if results[0]["control"] != "camera":
@@ -110,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     from eval.features import VideoFeatureNet
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", nargs="+", required=True, help="python -m eval JSONs over disjoint clip ranges")
+    p.add_argument("--results", nargs="+", required=True,
+                   help="python -m eval JSONs over disjoint clip ranges, or over the same clips (side by side)")
     p.add_argument("--features", nargs="*", default=[], help="their --features-out files, in the same order")
     p.add_argument("--features-out", default=None, help="keep the joined features here (.npz; default: not kept)")
     p.add_argument("--net", default=str(Path(__file__).resolve().parent.parent / "assets" / "eval" / "features"))
@@ -123,9 +185,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         feats = None
         if a.features:
-            order = np.argsort([r.get("first_clip", 0) for r in results], kind="stable")
             feats = Path(a.features_out or Path(tmp) / "features.npz")
-            merge_features([a.features[i] for i in order], feats)
+            if same_clips(results):
+                merge_features_side_by_side(a.features, feats)
+            else:
+                order = np.argsort([r.get("first_clip", 0) for r in results], kind="stable")
+                merge_features([a.features[i] for i in order], feats)
         net = VideoFeatureNet.from_pretrained(a.net).eval() if feats is not None and a.net else None
         r = merge(results, feats, net, a.n_boot, a.seed)
     print(json.dumps(r))                    # as python -m eval --json: redirect it to the merged result's file

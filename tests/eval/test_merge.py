@@ -1,11 +1,12 @@
 """eval/merge.py: runs over consecutive clip ranges add up to one run over all of them."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from eval.__main__ import evaluate
-from eval.merge import main, merge, merge_features
+from eval.merge import main, merge, merge_features, merge_features_side_by_side
 from tests.eval.test_stats import tiny_model_and_net
 
 
@@ -72,3 +73,43 @@ def test_merge_refuses_runs_that_do_not_add_up(tmp_path):
     pose = {**base, "control": "pose", "methods": {"aapt": {}}}
     with pytest.raises(ValueError, match="pose"):
         merge([pose, {**pose, "first_clip": 2}])
+
+
+def test_runs_over_the_same_clips_merge_side_by_side(tmp_path, capsys):
+    """A generator re-run over the clips of an older result replaces its row there: the other
+    methods keep their figures, its revisit score is dropped when the re-run had none, and the
+    comparisons against AAPT come from the joined features, as if all had run together."""
+    net = tiny_model_and_net(tmp_path)
+    kw = dict(n_frames=41, window=20, features=str(tmp_path / "net"), n_boot=10)
+    m = str(tmp_path / "m")
+    shutil.copytree(tmp_path / "m" / "generator", tmp_path / "m" / "distill")   # a second generator, for revisit
+    whole = evaluate(m, ["aapt", "distill", "autoencoder"], clips=2, revisit=True, features_out=str(tmp_path / "w.npz"),
+                     **kw)
+    new = evaluate(m, ["aapt"], clips=2, revisit=False, features_out=str(tmp_path / "n.npz"), **kw)
+    old = json.loads(json.dumps(whole))
+    old["methods"]["aapt"]["psnr_1s"] = -1.0                 # an older generator's row, to be replaced
+    merge_features_side_by_side([tmp_path / "w.npz", tmp_path / "n.npz"], tmp_path / "wn.npz")
+    r = merge([old, json.loads(json.dumps(new))], tmp_path / "wn.npz", net, n_boot=10)
+    assert set(r["methods"]) == {"aapt", "distill", "autoencoder"} and r["clips"] == 2
+    assert r["methods"]["aapt"]["psnr_1s"] == pytest.approx(whole["methods"]["aapt"]["psnr_1s"])
+    for k in ("fvd", "drift_fvd", "drift_fvd_vs_aapt_ci"):
+        for meth in ("aapt", "distill", "autoencoder"):
+            if k in whole["methods"][meth]:
+                assert np.allclose(r["methods"][meth][k], whole["methods"][meth][k], rtol=2e-2, atol=1e-3), (meth, k)
+    assert "drift_fvd_vs_aapt_ci" in r["methods"]["autoencoder"]
+    assert "aapt" not in r["revisit"] and "aapt" not in r["revisit"]["per_clip"]
+    assert r["revisit"]["distill"] == pytest.approx(whole["revisit"]["distill"])
+    assert r["revisit"]["per_clip"]["distill"] == pytest.approx(whole["revisit"]["per_clip"]["distill"])
+    # the command line picks side by side from the clip ranges
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    capsys.readouterr()
+    main(["--results", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--features", str(tmp_path / "w.npz"),
+          str(tmp_path / "n.npz"), "--net", str(tmp_path / "net"), "--n-boot", "10"])
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["methods"]["aapt"]["fvd"] == pytest.approx(r["methods"]["aapt"]["fvd"])
+    # other clips' features are refused
+    other = evaluate(m, ["aapt"], clips=2, first_clip=1, revisit=False, features_out=str(tmp_path / "o.npz"), **kw)
+    with pytest.raises(ValueError, match="clips"):
+        merge_features_side_by_side([tmp_path / "w.npz", tmp_path / "o.npz"], tmp_path / "x.npz")
+    assert other["first_clip"] == 1
