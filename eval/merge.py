@@ -77,7 +77,9 @@ def side_by_side(results: list[dict], features: str | Path | None = None, net=No
                  seed: int = 0) -> dict:
     """One result with every method of ``results`` (runs over the same clips), in order: a later
     run's method replaces an earlier run's, its revisit score too (dropped if the later run had
-    none). FVD-lite and the comparisons against AAPT recomputed from the joined ``features``."""
+    none). FVD-lite and the comparisons against AAPT recomputed from the joined ``features``.
+    The runs may name other model directories (a candidate generator evaluated before it ships):
+    the result keeps the first's name, and ``command`` lists every run's."""
     out = json.loads(json.dumps(results[0]))
     out["methods"], out["command"] = {}, " + ".join(r.get("command", "?") for r in results)
     revisit = {}
@@ -105,11 +107,14 @@ def merge(results: list[dict], features: str | Path | None = None, net=None, n_b
     same model, clip length and windows), FVD-lite recomputed from the merged ``features``; runs
     over the same clips merge side by side (``side_by_side``)."""
     results = sorted(results, key=lambda r: r.get("first_clip", 0))
+    sbs = same_clips(results)
     for r in results[1:]:
         for k in SAME:
+            if k == "model" and sbs:                # side by side: a candidate evaluated before it ships
+                continue
             if r.get(k) != results[0].get(k):
                 raise ValueError(f"cannot merge runs with different {k}: {results[0].get(k)!r} vs {r.get(k)!r}")
-    if same_clips(results):
+    if sbs:
         return side_by_side(results, features, net, n_boot, seed)
     for r in results[1:]:
         if set(r["methods"]) != set(results[0]["methods"]):

@@ -89,7 +89,9 @@ def test_runs_over_the_same_clips_merge_side_by_side(tmp_path, capsys):
     old = json.loads(json.dumps(whole))
     old["methods"]["aapt"]["psnr_1s"] = -1.0                 # an older generator's row, to be replaced
     merge_features_side_by_side([tmp_path / "w.npz", tmp_path / "n.npz"], tmp_path / "wn.npz")
+    new["model"] = "candidate"                               # evaluated from another directory before shipping
     r = merge([old, json.loads(json.dumps(new))], tmp_path / "wn.npz", net, n_boot=10)
+    assert r["model"] == old["model"]
     assert set(r["methods"]) == {"aapt", "distill", "autoencoder"} and r["clips"] == 2
     assert r["methods"]["aapt"]["psnr_1s"] == pytest.approx(whole["methods"]["aapt"]["psnr_1s"])
     for k in ("fvd", "drift_fvd", "drift_fvd_vs_aapt_ci"):
