@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
                 merge_features([a.features[i] for i in order], feats)
         net = VideoFeatureNet.from_pretrained(a.net).eval() if feats is not None and a.net else None
         r = merge(results, feats, net, a.n_boot, a.seed)
+    # the command that makes this result, and the runs it joins
+    r["merged_from"] = [x.get("command", "?") for x in results]
+    r["command"] = "python -m eval.merge " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(json.dumps(r))                    # as python -m eval --json: redirect it to the merged result's file
 
 

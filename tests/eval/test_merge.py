@@ -110,6 +110,8 @@ def test_runs_over_the_same_clips_merge_side_by_side(tmp_path, capsys):
           str(tmp_path / "n.npz"), "--net", str(tmp_path / "net"), "--n-boot", "10"])
     cli = json.loads(capsys.readouterr().out)
     assert cli["methods"]["aapt"]["fvd"] == pytest.approx(r["methods"]["aapt"]["fvd"])
+    assert cli["command"].startswith("python -m eval.merge --results ")
+    assert cli["merged_from"] == [old.get("command", "?"), new.get("command", "?")]
     # other clips' features are refused
     other = evaluate(m, ["aapt"], clips=2, first_clip=1, revisit=False, features_out=str(tmp_path / "o.npz"), **kw)
     with pytest.raises(ValueError, match="clips"):
