@@ -19,11 +19,12 @@ from model.autoencoder import VideoAutoencoder
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CLIPS = 4
 MARGIN_DB = 1.0
-WORLD_PSNR = 25.44      # dB over frames 1-24, measured at ship time (full AAPT with the burn-in long stage)
-PHOTO_PSNR = 17.84      # the same on 4 photo-pan test clips (repeating the first frame: 21.44): the shipped
-                        # world model has not yet learnt photos (docs/training.md, stop 18)
+WORLD_PSNR = 25.65      # dB over frames 1-24, measured at ship time (full AAPT: the burn-in long stage with
+                        # on-policy distillation, stop 30; stop 29's generator 25.44)
+PHOTO_PSNR = 18.20      # the same on 4 photo-pan test clips (repeating the first frame: 21.44): the shipped
+                        # world model has not yet learnt photos (docs/training.md, stop 18; stop 29's 17.84)
 # world-mix: the world model fine-tuned on the world + photo-pan mix (docs/training.md, stop 22), measured
-# at ship time the same way (the world generator's photo score beside it: 17.84)
+# at ship time the same way (the world generator's photo score beside it: 18.20)
 WORLD_MIX_PSNR = {"world": 25.36, "photo": 18.51}
 # The avatar's rooms hang photos from this machine's photo library (data/photo.py), which grows with
 # Debian's opencv-doc (.ci/run installs it): references measured at ship time with and without it
