@@ -10,6 +10,17 @@ from eval.merge import main, merge, merge_features, merge_features_side_by_side
 from tests.eval.test_stats import tiny_model_and_net
 
 
+def _cli(tmp_path, capsys, runs: dict, features: list) -> dict:
+    """``python -m eval.merge`` on the results ``runs`` (written as <name>.json) and ``features``:
+    its JSON on stdout, as python -m eval --json."""
+    for name, r in runs.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(r))
+    capsys.readouterr()
+    main(["--results", *(str(tmp_path / f"{name}.json") for name in runs), "--features", *map(str, features),
+          "--net", str(tmp_path / "net"), "--n-boot", "10"])
+    return json.loads(capsys.readouterr().out)
+
+
 def test_two_runs_merge_into_the_run_over_all_clips(tmp_path, capsys):
     net = tiny_model_and_net(tmp_path)
     kw = dict(n_frames=41, window=20, features=str(tmp_path / "net"), n_boot=10)
@@ -42,12 +53,7 @@ def test_two_runs_merge_into_the_run_over_all_clips(tmp_path, capsys):
     assert r["revisit"]["ground_truth"] == pytest.approx(whole["revisit"]["ground_truth"])
     assert "from_means" not in r
     # the command line: JSON on stdout, as python -m eval --json
-    (tmp_path / "a.json").write_text(json.dumps(a))
-    (tmp_path / "b.json").write_text(json.dumps(b))
-    capsys.readouterr()
-    main(["--results", str(tmp_path / "b.json"), str(tmp_path / "a.json"), "--features", str(tmp_path / "b.npz"),
-          str(tmp_path / "a.npz"), "--net", str(tmp_path / "net"), "--n-boot", "10"])
-    cli = json.loads(capsys.readouterr().out)
+    cli = _cli(tmp_path, capsys, {"b": b, "a": a}, [tmp_path / "b.npz", tmp_path / "a.npz"])
     assert cli["clips"] == 3 and cli["methods"]["aapt"]["fvd"] == pytest.approx(r["methods"]["aapt"]["fvd"])
     # a run written before per-clip scores were kept counts by its means, weighted by its clips
     legacy = json.loads(json.dumps(a))
@@ -103,12 +109,7 @@ def test_runs_over_the_same_clips_merge_side_by_side(tmp_path, capsys):
     assert r["revisit"]["distill"] == pytest.approx(whole["revisit"]["distill"])
     assert r["revisit"]["per_clip"]["distill"] == pytest.approx(whole["revisit"]["per_clip"]["distill"])
     # the command line picks side by side from the clip ranges
-    (tmp_path / "old.json").write_text(json.dumps(old))
-    (tmp_path / "new.json").write_text(json.dumps(new))
-    capsys.readouterr()
-    main(["--results", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--features", str(tmp_path / "w.npz"),
-          str(tmp_path / "n.npz"), "--net", str(tmp_path / "net"), "--n-boot", "10"])
-    cli = json.loads(capsys.readouterr().out)
+    cli = _cli(tmp_path, capsys, {"old": old, "new": new}, [tmp_path / "w.npz", tmp_path / "n.npz"])
     assert cli["methods"]["aapt"]["fvd"] == pytest.approx(r["methods"]["aapt"]["fvd"])
     assert cli["command"].startswith("python -m eval.merge --results ")
     assert cli["merged_from"] == [old.get("command", "?"), new.get("command", "?")]
