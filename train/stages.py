@@ -240,6 +240,10 @@ class DiffusionStage(Stage):
             print(f"transferred weights from {self.cfg.transfer}; new: {left}")
         return model
 
+    def frozen_dit(self, path: Path) -> VideoDiT:
+        """A model the stage reads and never trains (a teacher): on the device, eval mode, no gradients."""
+        return VideoDiT.from_pretrained(path).to(self.device).eval().requires_grad_(False)
+
     def to_device(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
         """Batches and noise are drawn on the CPU (seeded, resumable) and moved here."""
         return [x.to(self.device) for x in tensors]
@@ -350,9 +354,7 @@ class DistillStage(DiffusionStage):
 
     def __init__(self, cfg: TrainConfig):
         super().__init__(cfg)
-        self.teacher = VideoDiT.from_pretrained(Path(cfg.teacher) if cfg.teacher else self.init_path()).to(self.device).eval()
-        for p_ in self.teacher.parameters():
-            p_.requires_grad_(False)
+        self.teacher = self.frozen_dit(Path(cfg.teacher) if cfg.teacher else self.init_path())
         n = torch.arange(cfg.distill_steps + 1, dtype=torch.float32) / cfg.distill_steps
         self.grid = losses.shift_t(n, cfg.shift)                  # (N + 1,), grid[0] = 0, grid[N] = 1
 
@@ -458,9 +460,7 @@ class AdversarialStage(DiffusionStage):
             if cfg.teacher_forcing:
                 raise ValueError("teacher_weight distils on the generator's own frames: not with teacher forcing")
             path = Path(cfg.teacher) if cfg.teacher else stage_dir(cfg, "adapt") / "final" / "model"
-            self.teacher = VideoDiT.from_pretrained(path).to(self.device).eval()
-            for p_ in self.teacher.parameters():
-                p_.requires_grad_(False)
+            self.teacher = self.frozen_dit(path)
         # generated frames kept before the segment: the discriminator's overlap, the recycled frame, and
         # the teacher's attention window (its past frames and the frame recycled into the oldest)
         self.keep = max(self.overlap, 1, self.teacher.config.window + 1 if self.teacher else 0)
