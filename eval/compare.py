@@ -18,7 +18,7 @@ import json
 
 import numpy as np
 
-from eval.stats import Feats, Moments, frechet, load_features
+from eval.stats import Feats, Moments, frechet, load_features, same_truth
 
 
 def _figures(G: Moments, R: Moments, idx: np.ndarray, W: int) -> dict[str, float]:
@@ -63,8 +63,7 @@ def compare_files(old: str, new: str, method_old: str = "aapt", method_new: str 
                   seed: int = 0) -> dict:
     """``paired`` on two ``python -m eval --features-out`` files over the same clips."""
     (lab_a, gt_a, m_a), (lab_b, gt_b, m_b) = load_features(old), load_features(new)
-    if lab_a != lab_b or len(gt_a) != len(gt_b) or not all(
-            np.allclose(x, y, rtol=1e-2, atol=1e-2) for wa, wb in zip(gt_a, gt_b) for x, y in zip(wa, wb)):
+    if lab_a != lab_b or not same_truth(gt_a, gt_b):
         raise ValueError(f"{new}: other clips (or windows) than {old}: the ground truth's features differ")
     for path, m, name in ((old, m_a, method_old), (new, m_b, method_new)):
         if name not in m:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.__main__ import summary
-from eval.stats import load_features, rescore, save_features
+from eval.stats import load_features, rescore, same_truth, save_features
 
 SAME = ("model", "source", "control", "frames", "window", "windows")
 
@@ -75,7 +75,7 @@ def merge_features_side_by_side(paths: list[str | Path], out: str | Path) -> Non
     for p, (lab, g, m) in zip(paths, parts):
         if lab != labels:
             raise ValueError(f"{p}: other clips than {paths[0]}")
-        if not all(np.allclose(a, b, rtol=1e-2, atol=1e-2) for wa, wb in zip(g, gt) for a, b in zip(wa, wb)):
+        if not same_truth(g, gt):
             raise ValueError(f"{p}: the ground truth's features differ from {paths[0]}'s: not the same clips")
         methods.update(m)
     save_features(out, windows, labels, gt, methods)

@@ -176,6 +176,12 @@ def load_features(path: str | Path) -> tuple[list[int], Feats, dict[str, Feats]]
     return [int(x) for x in z["labels"]], feats.pop("ground_truth"), feats
 
 
+def same_truth(a: Feats, b: Feats) -> bool:
+    """Whether two runs' ground-truth features are those of the same clips and windows (float16 files)."""
+    return len(a) == len(b) and all(len(wa) == len(wb) and all(np.allclose(x, y, rtol=1e-2, atol=1e-2)
+                                                                for x, y in zip(wa, wb)) for wa, wb in zip(a, b))
+
+
 def add_fvd_stats(methods: dict[str, dict], feats: dict[str, Feats], gt: Feats, n_boot: int = 200, seed: int = 0,
                   ref: str = "aapt", q: tuple[float, float] = (5, 95)) -> None:
     """Into each method's result: fvd_stats, and for every method beside ``ref`` (full AAPT) the

@@ -11,7 +11,7 @@ from eval.stats import save_features
 def _clips(rng, W=3, C=6, n=12, D=5):
     """Truth whose clips differ a lot from each other (the spread pairing cancels)."""
     centres = 3.0 * rng.normal(size=(C, D))
-    return [[centres[c] + rng.normal(size=(n, D)) for c in range(C)] for _ in range(W)], centres
+    return [[centres[c] + rng.normal(size=(n, D)) for c in range(C)] for _ in range(W)]
 
 
 def _generated(rng, gt, shift_per_window):
@@ -21,7 +21,7 @@ def _generated(rng, gt, shift_per_window):
 
 def test_a_generator_closer_to_the_truth_wins_every_paired_resample():
     rng = np.random.default_rng(0)
-    gt, _ = _clips(rng)
+    gt = _clips(rng)
     old = _generated(rng, gt, [0.6, 1.2, 1.8])                  # drifts away
     new = _generated(rng, gt, [0.5, 0.6, 0.7])                  # closer, and drifts less
     r = paired(old, new, gt, n_boot=50)
@@ -42,7 +42,7 @@ def test_a_generator_closer_to_the_truth_wins_every_paired_resample():
 
 def test_the_command_line_refuses_runs_over_other_clips(tmp_path, capsys):
     rng = np.random.default_rng(1)
-    gt, _ = _clips(rng)
+    gt = _clips(rng)
     windows, labels = [(0, 20), (20, 40), (40, 60)], [0] * 6
     save_features(tmp_path / "a.npz", windows, labels, gt, {"aapt": _generated(rng, gt, [1, 1, 1])})
     save_features(tmp_path / "b.npz", windows, labels, gt, {"aapt": _generated(rng, gt, [0.2, 0.2, 0.2]),
@@ -54,7 +54,7 @@ def test_the_command_line_refuses_runs_over_other_clips(tmp_path, capsys):
     main(["--features", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--methods", "aapt", "long",
           "--n-boot", "10"])
     assert json.loads(capsys.readouterr().out)["figures"]["mean_fvd"]["new_lower"] == 0.0
-    other, _ = _clips(np.random.default_rng(2))
+    other = _clips(np.random.default_rng(2))
     save_features(tmp_path / "c.npz", windows, labels, other, {"aapt": _generated(rng, other, [0, 0, 0])})
     with pytest.raises(SystemExit):
         main(["--features", str(tmp_path / "a.npz"), str(tmp_path / "c.npz")])
