@@ -1,7 +1,8 @@
 """Two generators on the same test clips, paired: which one is closer to the truth, and how sure.
 
     python -m eval --model assets/avatar --methods aapt --clips 6 --frames 1441 --features-out old.npz --json > old.json
-    python -m eval --model runs/candidate --methods aapt --clips 6 --frames 1441 --features-out new.npz --json > new.json
+    python -m eval --model runs/candidate --methods aapt --clips 6 --frames 1441 \
+        --features-out new.npz --json > new.json
     python -m eval.compare --features old.npz new.npz
 
 Both runs must cover the same clips (the truth's features agree; clip i has the same ground
