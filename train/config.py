@@ -80,6 +80,9 @@ class TrainConfig:
                                         # regressed onto the multi-step ``teacher``'s frame (default: the adapt
                                         # model) from the same noise after the generator's own frames, 0 = off
     teacher_latents: int = 2            # frames per trained segment given the teacher's target (random positions)
+    truth_weight: float = 0.0           # adversarial stages: the one-step frames of a trained segment regressed onto
+                                        # the ground truth of the clip the video started from (the same first frame
+                                        # and controls; frames past the clip get none), 0 = off
     long_latents: int = 24              # long stage: latent frames rolled out per video
     segment_latents: int = 8            # long stage: latent frames per back-propagated segment
     segment_overlap: int = 2            # long stage: overlap of discriminator windows
@@ -102,6 +105,8 @@ class TrainConfig:
             raise ConfigError(f"d_mismatch_on must be controls or first, got {self.d_mismatch_on!r}")
         if self.teacher_weight < 0 or self.teacher_latents < 1:
             raise ConfigError("teacher_weight must be >= 0 and teacher_latents >= 1")
+        if self.truth_weight < 0:
+            raise ConfigError("truth_weight must be >= 0")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
 

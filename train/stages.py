@@ -499,7 +499,7 @@ class AdversarialStage(DiffusionStage):
             ctrl = torch.cat([ctrl, more[:, 1:]], 1)
             warp = torch.cat([warp, more_warp[:, 1:]], 1)
         self.video = [z[:, 0]]                                  # generated latents, detached
-        self.gt = z                                             # ground truth (teacher forcing ablation)
+        self.gt = z                                             # ground truth (teacher forcing, truth_weight)
         self.ctrl = ctrl                                        # (B, 1 + total, T, Cc)
         self.warp = warp                                        # (B, 1 + total, 3, 3) to the previous frame
         self.warp_first = maps_from_first(warp)                 # (B, 1 + total, 3, 3) to the first frame
@@ -623,8 +623,8 @@ class AdversarialStage(DiffusionStage):
             return loss + reg, metrics
         # generator: recompute the segment with gradients, in one parallel pass over the cache
         prev = torch.cat([self.video[-1][:, None], rolled[:, :-1]], 1)
+        a = int(pos[0])
         if self.cfg.teacher_forcing:
-            a = int(pos[0])
             prev = self.gt[:, a - 1:a - 1 + self.S]
         ones = torch.ones(B, self.S, device=self.device)
         fake_seg = self.dit(prev.detach(), eps, self._ctrl(ctrl), ones, mode="causal", positions=pos,
@@ -639,6 +639,12 @@ class AdversarialStage(DiffusionStage):
             t_loss = self._teacher_loss(seg, fake_seg, rolled, eps, gen)
             loss = loss + self.cfg.teacher_weight * t_loss
             metrics["teacher_mse"] = t_loss.item()
+        if self.cfg.truth_weight and a + self.S <= self.gt.shape[1]:
+            # the pose (or camera) and the first frame fix the avatar's next frames: where the rollout has
+            # lost the person, the true frame is where it should return to (docs/training.md, stop 32)
+            r_loss = ((fake_seg.float() - self.gt[:, a:a + self.S].float()) ** 2).mean()
+            loss = loss + self.cfg.truth_weight * r_loss
+            metrics["truth_mse"] = r_loss.item()
         self.video += list(fake_seg.detach().unbind(1))
         self.video = self.video[:1] + self.video[1:][-self.keep:]  # constant memory over long videos
         return loss, metrics

@@ -281,3 +281,37 @@ def test_on_policy_distillation_targets_the_teachers_frame_after_the_generators_
     loss.backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in st.dit.parameters())
     assert len(st.video) == 1 + st.keep                    # the window the next segment's teacher reads
+
+
+def test_truth_weight_regresses_the_segment_onto_the_clips_own_frames(tiny_data, tmp_path):
+    """truth_weight: the trained segment's one-step frames (after the generator's own burn-in) are
+    regressed onto the ground truth at the same stream positions, the clip the video started from;
+    segments past the clip get no target."""
+    import numpy as np
+
+    import train.stages as stages
+
+    for stage in ("autoencoder", "teacher", "adapt", "distill", "adversarial"):
+        train(_cfg(stage, tiny_data, tmp_path))
+    with pytest.raises(ConfigError, match="truth_weight"):
+        _cfg("long", tiny_data, tmp_path, truth_weight=-1.0)
+    st = stages.build_stage(_cfg("long", tiny_data, tmp_path, long_burn_in=2, truth_weight=0.5))
+    for s in range(40):
+        st._new_video(np.random.default_rng(s), torch.Generator().manual_seed(s))
+        if st.burn >= 1:
+            break
+    a = st._start(0)
+    pos, eps, ctrl, warp, rolled = st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
+    loss, metrics = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    # the parallel pass with gradients recomputes the rolled-out frames; the target is the truth at a .. a + S - 1
+    want = ((rolled.float() - st.gt[:, a:a + st.S].float()) ** 2).mean().item()
+    shifted = ((rolled.float() - st.gt[:, a - 1:a - 1 + st.S].float()) ** 2).mean().item()
+    assert abs(metrics["truth_mse"] - want) < 1e-3 * want < abs(metrics["truth_mse"] - shifted)
+    assert abs(loss.item() - metrics["g_loss"] - 0.5 * metrics["truth_mse"]) < 1e-4
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in st.dit.parameters())
+    # a segment past the clip: real windows of other clips, and no truth to regress onto
+    st.gt = st.gt[:, :a]
+    st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
+    _, metrics = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    assert "truth_mse" not in metrics
