@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from train.config import PRESETS, STAGES, resolve
+from train.config import PRESETS, RECIPE, STAGES, resolve
 
 
 def _parse_value(v: str):
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
 
     keep_freed_memory()
     init_distributed()
-    for stage in (STAGES if a.stage == "all" else (a.stage,)):
+    for stage in (RECIPE if a.stage == "all" else (a.stage,)):
         train(resolve(a.preset, stage, overrides), dry_run=a.dry_run)
 
 

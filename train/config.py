@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 from model.config import ConfigError, from_dict, replace, to_dict
 
-STAGES = ("autoencoder", "teacher", "adapt", "distill", "adversarial", "long")
+RECIPE = ("autoencoder", "teacher", "adapt", "distill", "adversarial", "long")   # the paper's stages, in order
+STAGES = (*RECIPE, "pose_reader")   # and the pose_weight term's critic (pose-controlled presets)
 
 
 @dataclass
@@ -53,7 +54,8 @@ class TrainConfig:
     crop: int = 64                      # random square crop of the training frames
     still_fraction: float = 0.2         # share of single-frame (first-frame) samples
     ssim_weight: float = 0.2
-    latent_noise: float = 0.1           # noise on latents before decoding (robust decoder)
+    latent_noise: float = 0.1           # noise on latents before decoding (robust decoder); pose_reader: max std of
+                                        # the noise on its input latents
     latent_l2: float = 1e-4
     ae_train: str = "all"               # all | decoder: the encoder frozen, so the latent space (and every DiT
                                         # trained in it) is unchanged and the latent statistics are kept
@@ -83,6 +85,9 @@ class TrainConfig:
     truth_weight: float = 0.0           # adversarial stages: the one-step frames of a trained segment regressed onto
                                         # the ground truth of the clip the video started from (the same first frame
                                         # and controls; frames past the clip get none), 0 = off
+    pose_weight: float = 0.0            # adversarial stages, pose control: the frozen ``pose_reader``'s relative error
+                                        # on the generated frames against their commanded poses, 0 = off
+    pose_reader: str = ""               # "" = <run_dir>/pose_reader/final/model
     long_latents: int = 24              # long stage: latent frames rolled out per video
     segment_latents: int = 8            # long stage: latent frames per back-propagated segment
     segment_overlap: int = 2            # long stage: overlap of discriminator windows
@@ -105,8 +110,10 @@ class TrainConfig:
             raise ConfigError(f"d_mismatch_on must be controls or first, got {self.d_mismatch_on!r}")
         if self.teacher_weight < 0 or self.teacher_latents < 1:
             raise ConfigError("teacher_weight must be >= 0 and teacher_latents >= 1")
-        if self.truth_weight < 0:
-            raise ConfigError("truth_weight must be >= 0")
+        if self.truth_weight < 0 or self.pose_weight < 0:
+            raise ConfigError("truth_weight and pose_weight must be >= 0")
+        if self.pose_weight and self.control != "pose":
+            raise ConfigError("pose_weight is for pose control (control=pose)")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
 
@@ -123,6 +130,7 @@ PRESETS: dict[str, dict] = {
         "distill": dict(lr=1e-3),
         "adversarial": dict(lr=1e-4, beta1=0.0, beta2=0.9, r_lambda=10.0),
         "long": dict(lr=1e-4, beta1=0.0, beta2=0.9, r_lambda=10.0),
+        "pose_reader": dict(lr=1e-3),
     },
     "world-128": {
         "common": dict(ae_preset="small", dit_preset="small", control="camera", reproject=True,
@@ -189,6 +197,9 @@ PRESETS: dict[str, dict] = {
         # on 513-frame clips so that the real side stays the same clip's ground truth
         "long": dict(steps=200, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
                      long_burn_in=96, r_lambda=10.0, data="runs/data/avatar-128-long", ckpt_every=20, eval_every=100),
+        # the critic of the long stage's pose_weight term (model/pose_reader.py), on the short clips' latents
+        "pose_reader": dict(steps=1500, batch_size=32, lr=1e-3, warmup=50, lr_schedule="cosine", latent_noise=0.3,
+                            ckpt_every=500, eval_every=500),
     },
 }
 
@@ -206,4 +217,4 @@ def resolve(preset: str, stage: str, overrides: dict | None = None) -> TrainConf
     return from_dict(TrainConfig, d)
 
 
-__all__ = ["TrainConfig", "PRESETS", "STAGES", "resolve", "replace", "to_dict"]
+__all__ = ["TrainConfig", "PRESETS", "RECIPE", "STAGES", "resolve", "replace", "to_dict"]

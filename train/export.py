@@ -16,8 +16,10 @@ import torch
 from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT
 from model.discriminator import Discriminator
+from model.pose_reader import PoseReader
 
-CLASSES = {"VideoAutoencoder": VideoAutoencoder, "VideoDiT": VideoDiT, "Discriminator": Discriminator}
+CLASSES = {"VideoAutoencoder": VideoAutoencoder, "VideoDiT": VideoDiT, "Discriminator": Discriminator,
+           "PoseReader": PoseReader}
 
 
 def model_class(path: Path) -> type:
@@ -27,6 +29,8 @@ def model_class(path: Path) -> type:
         return VideoAutoencoder
     if "head_hidden" in cfg:
         return Discriminator
+    if "blocks" in cfg:
+        return PoseReader
     return VideoDiT
 
 

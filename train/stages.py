@@ -140,6 +140,7 @@ from model.dit import PRESETS as DIT_PRESETS  # noqa: E402
 from model.dit import VideoDiT, maps_from_first, transfer_weights  # noqa: E402
 from model.engine import check_pair  # noqa: E402
 from model.sampling import causal_frame, rollout_one_step, sample_bidirectional, sample_causal  # noqa: E402
+from model.pose_reader import PoseReader, PoseReaderConfig, peak_distance, pose_error  # noqa: E402
 from train.latents import LatentWindows, encode_shards  # noqa: E402
 
 VAL_LATENT_CLIPS = 16      # val clips of each data directory in the DiT stages' latent cache
@@ -461,6 +462,14 @@ class AdversarialStage(DiffusionStage):
                 raise ValueError("teacher_weight distils on the generator's own frames: not with teacher forcing")
             path = Path(cfg.teacher) if cfg.teacher else stage_dir(cfg, "adapt") / "final" / "model"
             self.teacher = self.frozen_dit(path)
+        self.pose_reader = None
+        if cfg.pose_weight:
+            path = Path(cfg.pose_reader) if cfg.pose_reader else stage_dir(cfg, "pose_reader") / "final" / "model"
+            self.pose_reader = PoseReader.from_pretrained(path).to(self.device).eval().requires_grad_(False)
+            rc, dc = self.pose_reader.config, self.dit.config
+            if (rc.latent_channels, rc.latent_size, rc.control_features, dc.patch) != (
+                    dc.latent_channels, dc.latent_size, dc.control_features, 2):
+                raise ValueError(f"pose reader {path} does not read this generator's latents and pose features")
         # generated frames kept before the segment: the discriminator's overlap, the recycled frame, and
         # the teacher's attention window (its past frames and the frame recycled into the oldest)
         self.keep = max(self.overlap, 1, self.teacher.config.window + 1 if self.teacher else 0)
@@ -646,6 +655,12 @@ class AdversarialStage(DiffusionStage):
             r_loss = ((fake_seg.float() - self.gt[:, a:a + self.S].float()) ** 2).mean()
             loss = loss + self.cfg.truth_weight * r_loss
             metrics["truth_mse"] = r_loss.item()
+        if self.pose_reader is not None:
+            # does each frame show the pose it was asked for, as the frozen reader sees it (ControlNet++'s
+            # reward-consistency loss, on latents)
+            p_loss = pose_error(self.pose_reader(fake_seg.float().flatten(0, 1)), ctrl.flatten(0, 1))
+            loss = loss + self.cfg.pose_weight * p_loss
+            metrics["pose_error"] = p_loss.item()
         self.video += list(fake_seg.detach().unbind(1))
         self.video = self.video[:1] + self.video[1:][-self.keep:]  # constant memory over long videos
         return loss, metrics
@@ -687,7 +702,7 @@ class AdversarialStage(DiffusionStage):
         self.dit.eval()
         K = min(self.cfg.long_burn_in + self.n_segments * self.S, self.val.chunks.shape[1])
         gen = torch.Generator().manual_seed(4321)
-        mse, ratio = [], []
+        mse, ratio, pose = [], [], []
         for i in range(min(2, len(self.val))):
             first, chunks, c, w = self.val.window(i, 0, K)
             z0, cc, wc = self.to_device(torch.from_numpy(first)[None].float(), torch.from_numpy(c)[None].float(),
@@ -696,7 +711,11 @@ class AdversarialStage(DiffusionStage):
             gt = torch.from_numpy(chunks[-self.S:]).float().to(z.device)
             mse.append(float(((z - gt) ** 2).mean()))
             ratio.append(float(z.pow(2).mean().sqrt() / gt.pow(2).mean().sqrt()))
+            if self.pose_reader is not None:            # does the end of the rollout still show the commanded poses
+                pose.append(float(pose_error(self.pose_reader(z), cc[0, -self.S:])))
         metrics.update({"long_latents": K, "long_last_mse": float(np.mean(mse)), "long_rms_ratio": float(np.mean(ratio))})
+        if pose:
+            metrics["long_last_pose_error"] = float(np.mean(pose))
         self.dit.train()
         return metrics
 
@@ -707,4 +726,63 @@ class AdversarialStage(DiffusionStage):
 
 from model.discriminator import Discriminator  # noqa: E402
 
-STAGE_CLASSES.update(distill=DistillStage, adversarial=AdversarialStage, long=AdversarialStage)
+
+class PoseReaderStage(Stage):
+    """The pose reader (model/pose_reader.py): heatmap regression from ground-truth latent frames
+    to the pose control features they were rendered with. Its input latents get noise of a random
+    std up to ``latent_noise``, so that it reads the pose of a generator's latents too, which are
+    not exactly on the autoencoder's manifold."""
+    phases = ("main",)
+    ema_model = None
+
+    def __init__(self, cfg: TrainConfig):
+        if cfg.control != "pose":
+            raise ValueError("the pose reader is for pose-controlled presets (control=pose)")
+        self.cfg = cfg
+        self.device = default_device()
+        ae = load_autoencoder(cfg)
+        size = ShardReader(split_dir(cfg, "val")).frame_shape[1] // ae.config.spatial_factor
+        self.grid = size // 2
+        self.train = latent_cache(cfg, ae, "train", self.grid, limit=cfg.latent_clips or None)
+        self.val = latent_cache(cfg, ae, "val", self.grid, limit=VAL_LATENT_CLIPS)
+        if cfg.init:
+            self.reader = PoseReader.from_pretrained(cfg.init)
+        else:
+            self.reader = PoseReader(PoseReaderConfig(latent_channels=ae.config.latent_channels, latent_size=size,
+                                                      control_features=self.train.control.shape[-1]))
+        self.reader.to(self.device)
+        self.models = {"model": self.reader}
+        self.phase_params = {"main": list(self.reader.parameters())}
+        self.phase_lr = {"main": cfg.lr}
+
+    def loss(self, phase, step, rng, gen):
+        z, ctrl, _ = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)
+        z, ctrl = z[:, 1:].flatten(0, 1), ctrl[:, 1:].flatten(0, 1)           # (N, C, h, w), (N, T, Cc)
+        std = self.cfg.latent_noise * torch.rand(z.shape[0], 1, 1, 1, generator=gen)
+        z, ctrl = self.to_device(z + std * torch.randn(z.shape, generator=gen), ctrl)
+        loss = pose_error(self.reader(z), ctrl)
+        return loss, {"loss": loss.item()}
+
+    def to_device(self, *tensors):
+        return [x.to(self.device) for x in tensors]
+
+    @torch.no_grad()
+    def evaluate(self, step, out_dir):
+        """Relative error (1.0 = no pose read) and the distance of each landmark's peak token from
+        the commanded one, on the val clips' latents, clean and with noise of std 0.2."""
+        self.reader.eval()
+        z = torch.from_numpy(self.val.chunks).float().flatten(0, 1)
+        ctrl = torch.from_numpy(self.val.control[:, 1:]).float().flatten(0, 1)
+        metrics = {}
+        for name, std in (("clean", 0.0), ("noisy", 0.2)):
+            zz = z + std * torch.randn(z.shape, generator=torch.Generator().manual_seed(7))
+            pred = torch.cat([self.reader(zz[i:i + 256].to(self.device)).float().cpu() for i in range(0, len(z), 256)])
+            d = peak_distance(pred, ctrl, self.grid)
+            metrics.update({f"{name}_error": float(pose_error(pred, ctrl)),
+                            f"{name}_peak_tokens": float(d.mean()), f"{name}_peak_within_1": float((d <= 1).float().mean())})
+        self.reader.train()
+        return metrics
+
+
+STAGE_CLASSES.update(distill=DistillStage, adversarial=AdversarialStage, long=AdversarialStage,
+                     pose_reader=PoseReaderStage)

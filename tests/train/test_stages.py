@@ -9,7 +9,7 @@ from model.autoencoder import VideoAutoencoder
 from model.config import ConfigError
 from model.dit import VideoDiT
 from model.discriminator import Discriminator
-from train.config import STAGES, resolve
+from train.config import RECIPE, resolve
 from train.loop import train
 
 
@@ -19,7 +19,7 @@ def _cfg(stage, data, run_dir, **kw):
 
 @pytest.mark.parametrize("reproject", [False, True])
 def test_all_stages_chain(tiny_data, tmp_path, reproject):
-    for stage in STAGES:
+    for stage in RECIPE:
         final = train(_cfg(stage, tiny_data, tmp_path, reproject=reproject))
         assert final.is_dir(), stage
         log = (tmp_path / stage / "log.csv").read_text().splitlines()
