@@ -759,12 +759,9 @@ class PoseReaderStage(Stage):
         z, ctrl, _ = self.train.sample(self.cfg.batch_size, self.cfg.clip_latents - 1, rng)
         z, ctrl = z[:, 1:].flatten(0, 1), ctrl[:, 1:].flatten(0, 1)           # (N, C, h, w), (N, T, Cc)
         std = self.cfg.latent_noise * torch.rand(z.shape[0], 1, 1, 1, generator=gen)
-        z, ctrl = self.to_device(z + std * torch.randn(z.shape, generator=gen), ctrl)
-        loss = pose_error(self.reader(z), ctrl)
+        z = z + std * torch.randn(z.shape, generator=gen)
+        loss = pose_error(self.reader(z.to(self.device)), ctrl.to(self.device))
         return loss, {"loss": loss.item()}
-
-    def to_device(self, *tensors):
-        return [x.to(self.device) for x in tensors]
 
     @torch.no_grad()
     def evaluate(self, step, out_dir):

@@ -55,7 +55,7 @@ def test_pose_reader_stage_and_the_long_stages_pose_term(tiny_avatar, tmp_path):
         stages.build_stage(resolve("tiny", "pose_reader", dict(data=str(tiny_avatar), run_dir=str(tmp_path))))
     for stage in ("autoencoder", "teacher", "adapt", "distill", "adversarial", "pose_reader"):
         train(_cfg(stage, tiny_avatar, tmp_path, steps=6 if stage == "pose_reader" else 4))
-    ev = [line for line in (tmp_path / "pose_reader" / "eval.jsonl").read_text().splitlines()]
+    ev = (tmp_path / "pose_reader" / "eval.jsonl").read_text().splitlines()
     assert ev and all(k in ev[-1] for k in ("clean_error", "noisy_error", "clean_peak_tokens", "clean_peak_within_1"))
     reader = PoseReader.from_pretrained(tmp_path / "pose_reader" / "final" / "model")
     # shipped like every stage model (bf16): train.export tells it from the DiTs by its config
