@@ -214,6 +214,11 @@ def section(name: str, r: dict, results: Path, out: Path) -> str:
     if vd.is_dir() and strip(vd, out / f"{name}-strip.png"):
         parts += ["", f"![strips {name}](docs/results/{name}-strip.png)",
                   "", f"Strip {(out / f'{name}-strip.txt').read_text()}"]
+    for sub in sorted(d for d in vd.glob("clip*") if d.is_dir()) if vd.is_dir() else ():
+        # more clips' videos, from `python -m eval ... --first-clip K --clips 1 --videos <name>/clipK`
+        if strip(sub, out / f"{name}-{sub.name}-strip.png"):
+            parts += ["", f"![strips {name} {sub.name}](docs/results/{name}-{sub.name}-strip.png)",
+                      "", f"Strip of test clip {sub.name[4:]}: {(out / f'{name}-{sub.name}-strip.txt').read_text()}"]
     return "\n".join(parts)
 
 

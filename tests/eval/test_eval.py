@@ -203,3 +203,31 @@ def test_akd_reads_a_rendered_avatar_and_not_a_frozen_one():
     assert blank["missing"] == 1.0 and np.isnan(blank["akd"]) and blank["pck"] == 0.0
     assert blank["keypoints"] == gt["keypoints"] >= 4 * gt["frames"]      # the visible body landmarks
     assert pooled_pck([gt, blank]) == pytest.approx(gt["pck"] / 2)
+
+
+def test_report_strips_the_first_clip_and_any_further_clips(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from data.video import read_video, write_mp4
+    from eval.report import build
+
+    res, out = tmp_path / "runs", tmp_path / "docs"
+    m = {"steps": 1, "psnr_1s": 25.0, "ssim_1s": 0.8, "psnr": [20.0], "ms_per_latent": 20.0, "fps": 200.0,
+         "akd": [0.4], "missing": [0.1], "drift_akd": 1.0, "pck": [0.6]}
+    res.mkdir()
+    (res / "avatar-24.json").write_text(json.dumps({
+        "model": "avatar", "source": "avatar", "control": "pose", "clips": 2, "frames": 25, "window": 24,
+        "windows": [[0, 24]], "methods": {"aapt": m}, "floor": {"akd": [0.2], "missing": [0.0]}}))
+    rng = np.random.default_rng(0)
+    for d in (res / "avatar-24", res / "avatar-24" / "clip5"):
+        for name in ("ground_truth", "aapt"):
+            write_mp4(d / f"{name}.mp4", rng.integers(0, 255, (25, 16, 16, 3), dtype=np.uint8))
+    text = build(res, out)
+    first, more = out / "avatar-24-strip.png", out / "avatar-24-clip5-strip.png"
+    assert "](docs/results/avatar-24-strip.png)" in text and "](docs/results/avatar-24-clip5-strip.png)" in text
+    assert "Strip of test clip 5: rows: ground_truth, aapt\nframes: 0, 12, 24" in text
+    assert text.index("avatar-24-strip.png") < text.index("avatar-24-clip5-strip.png")
+    h = read_video(res / "avatar-24" / "aapt.mp4").shape[1]
+    assert np.asarray(Image.open(first)).shape[0] == np.asarray(Image.open(more)).shape[0] == 2 * h + 2
