@@ -487,11 +487,13 @@ class Session:
     def stop(self, message: str = "Stopped.") -> None:
         """Stop generating and give the slot back (the engine stays for a quick restart)."""
         with self._lock:
-            was = self.state
             self._stop_worker()
+            # _stop_worker lets go of the lock while the worker finishes, and another thread may stop or
+            # close the session meanwhile (a tab's close and the end of its stream come together): read
+            # the state only now, so that a closed session stays closed
             if self.recorder is not None:
                 self.stop_recording()
-            if was in ("running", "waiting"):
+            if self.state in ("running", "waiting"):
                 self.state = "stopped"
                 self.message = message
             self._consumer += 1
@@ -539,11 +541,14 @@ class Session:
     # ------------------------------------------------------------------ the page's view of the stream
     def stream(self, max_seconds: float | None = None) -> Iterator[StreamEvent]:
         """Wait for a slot, start, then yield frames as they fall due until stopped."""
-        self._consumer += 1
-        me = self._consumer
+        with self._lock:
+            if self.state == "closed":
+                raise SessionError("this session has ended; reload the page")
+            self._consumer += 1
+            me = self._consumer
+            self.state = "waiting"
         self.touch()
         try:
-            self.state = "waiting"
             while True:
                 place = self.manager.slots.acquire(self.id, timeout=0.5)
                 if me != self._consumer or self.state == "closed":
@@ -617,6 +622,8 @@ class Session:
     # ------------------------------------------------------------------ plain API (no worker)
     def api_start(self, seed: int, image: np.ndarray | None) -> np.ndarray:
         with self._lock:
+            if self.state == "closed":
+                raise SessionError("this session has ended; start a new one")
             if self.state == "running":
                 raise SessionError("this session is streaming in the page; stop it first")
             if self.manager.slots.acquire(self.id, timeout=0.0) != 0:

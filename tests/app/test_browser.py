@@ -136,26 +136,18 @@ def test_each_tab_has_its_own_stream_freed_when_it_closes(page, live):
     select_tab(page, "World")
     start_stream(page, 5)
     first = _session(manager)
-    # The second tab opens in a window of its own. Two streaming tabs of one window hold all six of
-    # Chromium's connections per host (counted with ss), and in one CI run Gradio never learned that
-    # such a tab closed (the reaper stopped its stream; no unload came in 60 s): most likely its
-    # heartbeat was still waiting for a connection.
-    window = page.context.browser.new_context(viewport=page.viewport_size)
-    try:
-        other = window.new_page()
-        open_app(other, url)
-        select_tab(other, "World")
-        start_stream(other, 5)
-        sessions = [s for s in manager.sessions.values() if s.state == "running"]
-        assert len(sessions) == 2 and sessions[0].engine is not sessions[1].engine
-        assert sessions[0].engine.cache is not sessions[1].engine.cache
-        second = next(s for s in sessions if s is not first)
-        other.close()                                        # the tab closes: its stream and engine are freed
-        deadline = time.monotonic() + 60                     # Gradio notices when the heartbeat connection drops
-        while time.monotonic() < deadline and second.state != "closed":
-            time.sleep(0.2)
-    finally:
-        window.close()
+    other = page.context.new_page()
+    open_app(other, url)
+    select_tab(other, "World")
+    start_stream(other, 5)
+    sessions = [s for s in manager.sessions.values() if s.state == "running"]
+    assert len(sessions) == 2 and sessions[0].engine is not sessions[1].engine
+    assert sessions[0].engine.cache is not sessions[1].engine.cache
+    second = next(s for s in sessions if s is not first)
+    other.close()                                            # the tab closes: its stream and engine are freed
+    deadline = time.monotonic() + 60                         # Gradio's heartbeat connection drops at once
+    while time.monotonic() < deadline and second.state != "closed":
+        time.sleep(0.2)
     assert second.state == "closed" and second.engine is None, (second.state, second.message)
     assert first.state == "running" and manager.slots.in_use == 1 and manager.peek(second.id) is None
     page.click("#aapt-stop")

@@ -215,6 +215,40 @@ def test_closing_a_tab_frees_its_engine_and_slot(make_manager):
     assert all(ev.kind != "frame" for ev in rest[1:])
 
 
+def test_a_stream_ending_as_its_tab_closes_leaves_the_session_closed(make_manager):
+    """The tab's close (Gradio's unload) and the end of its stream (Gradio closing the generator) arrive
+    together; whichever thread is still stopping the worker must not reopen the closed session."""
+    m = make_manager()
+    s = m.get("tab")
+    s.mode = "world"
+    s.start()
+    worker, inside, closed = s._thread, threading.Event(), threading.Event()
+    joins = []
+
+    class SlowWorker:                 # the worker as the first stop sees it: it finishes after the close
+        def join(self, timeout=None):
+            joins.append(threading.current_thread().name)
+            if len(joins) == 1:
+                inside.set()
+                closed.wait(10)
+            worker.join(timeout)
+
+    s._thread = SlowWorker()
+    ending = threading.Thread(target=s.stop, name="stream-end")
+    ending.start()
+    assert inside.wait(10)
+    m.close("tab")                    # the unload, while the stream's stop waits for the worker
+    closed.set()
+    ending.join(10)
+    assert joins[0] == "stream-end" and not worker.is_alive()
+    assert s.state == "closed" and s.engine is None and m.slots.in_use == 0
+    with pytest.raises(SessionError, match="ended"):
+        next(s.stream())              # a closed session never streams again; the tab gets a new one
+    with pytest.raises(SessionError, match="ended"):
+        s.api_start(0, None)
+    assert m.get("tab") is not s
+
+
 def _steer(s, k: int) -> None:
     """Tab k: its own seed and a steady camera motion (held sliders, no key presses: deterministic)."""
     s.mode = "world"
