@@ -210,15 +210,14 @@ def section(name: str, r: dict, results: Path, out: Path) -> str:
     if len(r["windows"]) > 1:
         drift_plot(r, out / f"{name}-drift.png")
         parts += ["", f"![drift {name}](docs/results/{name}-drift.png)"]
+    # the first clip's videos (eval --videos), then any more clips' from
+    # `python -m eval ... --first-clip K --clips 1 --videos runs/eval/<name>/clipK`
     vd = results / name
-    if vd.is_dir() and strip(vd, out / f"{name}-strip.png"):
-        parts += ["", f"![strips {name}](docs/results/{name}-strip.png)",
-                  "", f"Strip {(out / f'{name}-strip.txt').read_text()}"]
-    for sub in sorted(d for d in vd.glob("clip*") if d.is_dir()) if vd.is_dir() else ():
-        # more clips' videos, from `python -m eval ... --first-clip K --clips 1 --videos <name>/clipK`
-        if strip(sub, out / f"{name}-{sub.name}-strip.png"):
-            parts += ["", f"![strips {name} {sub.name}](docs/results/{name}-{sub.name}-strip.png)",
-                      "", f"Strip of test clip {sub.name[4:]}: {(out / f'{name}-{sub.name}-strip.txt').read_text()}"]
+    for videos, stem, caption in [(vd, name, "Strip ")] + [
+            (d, f"{name}-{d.name}", f"Strip of test clip {d.name[4:]}: ") for d in sorted(vd.glob("clip*"))]:
+        if strip(videos, out / f"{stem}-strip.png"):
+            parts += ["", f"![strips {stem}](docs/results/{stem}-strip.png)",
+                      "", caption + (out / f"{stem}-strip.txt").read_text()]
     return "\n".join(parts)
 
 
