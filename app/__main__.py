@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app.examples import DEFAULT_DIR as EXAMPLES
 from app.models import DEFAULT_ASSETS
+from model.runtime import add_dtype_argument
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="larger uploads are refused")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0: all cores but one, at least 1: the rest serves pose detection and the page)")
+    add_dtype_argument(p)
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     for flag, v in (("--max-streams", a.max_streams), ("--idle-timeout", a.idle_timeout), ("--fps", a.fps),
@@ -68,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(a.threads if a.threads > 0 else max(1, (os.cpu_count() or 2) - 1))
     cfg = AppConfig(assets=a.assets, examples=a.examples, max_streams=a.max_streams, idle_timeout=a.idle_timeout,
-                    fps=a.fps, max_upload_mb=a.max_upload_mb)
+                    fps=a.fps, max_upload_mb=a.max_upload_mb, dtype=a.dtype)
     demo, manager, kw = build(cfg)
     found = ", ".join(f"{m.label} ({m.mode})" for m in manager.store.models.values()) or "none"
-    print(f"AAPT Live: models: {found}", flush=True)
+    print(f"AAPT Live: models: {found}; computing in {manager.store.precision}", flush=True)
     warning = exposure_warning(a.host, a.share)
     if warning:
         print(warning, flush=True)

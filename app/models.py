@@ -20,6 +20,7 @@ from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT
 from model.engine import StreamingEngine, check_pair
 from model.io import ModelFileError
+from model.runtime import compute_dtype, precision_info
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,11 @@ def discover(assets: str | Path) -> list[ModelInfo]:
 class ModelStore:
     """Loads each model once (thread-safe) and hands out fresh engines around the shared weights."""
 
-    def __init__(self, models: list[ModelInfo], dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, models: list[ModelInfo], dtype: str | torch.dtype = "auto"):
         self.models = {m.label: m for m in models}
-        self.dtype = dtype
+        self.dtype = compute_dtype(dtype)
+        info = precision_info(self.dtype)
+        self.precision = f"{info['dtype']} on {info['cpu_capability']}"   # the readout's note, e.g. "float32 on AVX2"
         self._loaded: dict[str, tuple[VideoAutoencoder, VideoDiT]] = {}
         self._lock = threading.Lock()
 

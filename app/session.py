@@ -615,6 +615,7 @@ class Session:
         if T.latency_ms:
             parts.append(f"input→frame {T.med(T.latency_ms):.0f} ms")
         parts.append(f"dropped {self.player.dropped}")
+        parts.append(self.manager.store.precision)
         if self.recorder is not None:
             parts.append(f"● REC {self.recorder.seconds:.0f} s")
         return " · ".join(parts)

@@ -43,13 +43,13 @@ def build_models(preset: str) -> tuple[VideoAutoencoder, VideoDiT, bool]:
     return ae, dit, False
 
 
-def engine_for(preset: str, compile: bool = False) -> tuple[StreamingEngine, bool]:
+def engine_for(preset: str, compile: bool = False, dtype: str | torch.dtype = "auto") -> tuple[StreamingEngine, bool]:
     ae, dit, trained = build_models(preset)
-    return StreamingEngine(ae, dit, compile=compile), trained
+    return StreamingEngine(ae, dit, compile=compile, dtype=dtype), trained
 
 
-def matmul_peak_gflops(dtype: torch.dtype = torch.bfloat16, n: int = 2048, repeats: int = 5) -> float:
-    """Measured dense matmul throughput on this machine (median of ``repeats``)."""
+def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Measured dense matmul throughput on this machine in ``dtype`` (median of ``repeats``)."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     ts = []

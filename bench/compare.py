@@ -3,7 +3,8 @@
     python -m bench.compare [--preset world-128] [--steps 24] [--repeats 3] --json
 
 Every ratio is (their time per latent frame) / (ours), all measured in this one run on the same
-network (shipped weights when they exist, else random ones), bf16, same threads:
+network (shipped weights when they exist, else random ones), in the same dtype (``--dtype``,
+default auto: model/runtime.py), same threads:
 - ``vs_multistep_8``: the same network sampled with 8 steps over the KV cache (7 passes that
   read it, the 8th writes it): the cheapest 8-step causal sampler;
 - ``vs_two_pass``: denoise, then re-run on the clean frame to fill the cache (diffusion forcing,
@@ -26,7 +27,7 @@ import torch
 
 from bench.common import DEFAULT, PRESETS, build_models, matmul_peak_gflops, set_threads
 from model.dit import VideoDiT
-from model.runtime import keep_freed_memory
+from model.runtime import add_dtype_argument, autocast, compute_dtype, keep_freed_memory, precision_info
 
 
 def _inputs(dit: VideoDiT, dtype: torch.dtype):
@@ -98,20 +99,20 @@ def time_skyreels_df(dit: VideoDiT, dtype: torch.dtype, latent_frames: int = 9, 
     kw = dict(prompt=None, prompt_embeds=emb, negative_prompt_embeds=emb, height=size, width=size,
               num_frames=1 + 4 * (latent_frames - 1), base_num_frames=1 + 4 * (latent_frames - 1),
               num_inference_steps=steps, guidance_scale=1.0, output_type="latent", causal_block_size=1)
-    # fp32 weights under bf16 autocast: its matmuls run in bf16 like ours, while the modules
-    # diffusers keeps in fp32 (rope, norms, time embedding) stay there
-    with torch.autocast("cpu", dtype=dtype):
+    # fp32 weights under autocast: its matmuls run in our dtype, while the modules diffusers keeps
+    # in fp32 (rope, norms, time embedding) stay there
+    with autocast(dtype):
         pipe(**dict(kw, num_inference_steps=1))                           # warm-up
         t = time.perf_counter()
         pipe(**kw)
     return (time.perf_counter() - t) * 1e3 / latent_frames
 
 
-def run(preset: str, steps: int, repeats: int) -> dict:
+def run(preset: str, steps: int, repeats: int, dtype: str = "auto") -> dict:
     keep_freed_memory()
     threads = set_threads()
     _, dit, trained = build_models(preset)
-    dtype = torch.bfloat16
+    dtype = compute_dtype(dtype)
     dit = dit.to(dtype).eval()
     time_cached(dit, 3, 1, dtype)                                         # warm-up
     names = ("ours", "multistep_8", "two_pass", "no_kv_cache", "diffusers_skyreels_df")
@@ -125,7 +126,7 @@ def run(preset: str, steps: int, repeats: int) -> dict:
     med = {k: float(np.median(v)) for k, v in res.items()}
     out = {"preset": preset, "trained": trained, "threads": threads, "steps": steps, "repeats": repeats,
            "window": dit.config.window, "tokens_per_frame": dit.config.tokens_per_frame,
-           "matmul_peak_gflops": round(matmul_peak_gflops(), 1)}
+           "precision": precision_info(dtype), "matmul_peak_gflops": round(matmul_peak_gflops(dtype), 1)}
     out.update({f"ms_per_latent_{k}": round(v, 2) for k, v in med.items()})
     out.update({f"vs_{k}": round(v / med["ours"], 2) for k, v in med.items() if k != "ours"})
     return out
@@ -136,9 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT)
     p.add_argument("--steps", type=int, default=24, help="latent frames per timed run")
     p.add_argument("--repeats", type=int, default=3)
+    add_dtype_argument(p)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    r = run(a.preset, a.steps, a.repeats)
+    r = run(a.preset, a.steps, a.repeats, a.dtype)
     print(json.dumps(r) if a.json else "\n".join(f"{k:28s} {v}" for k, v in r.items()))
 
 

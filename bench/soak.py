@@ -35,6 +35,7 @@ from app.examples import Examples
 from app.models import ModelStore, discover
 from app.session import Session, SessionManager
 from bench.common import ASSETS, DEFAULT, PRESETS, build_models, rss_mb
+from model.runtime import add_dtype_argument, precision_info
 
 RSS_GROWTH_MAX_PCT = 5.0
 P95_RATIO_MAX = 1.10
@@ -43,18 +44,18 @@ KEY_SCRIPT = ("w", "w,arrowleft", "", "arrowright", "d", "w,arrowup", "s", "", "
 SLIDER_SCRIPT = (("yaw", 1.5), ("forward", 0.2), ("yaw", 0.0), ("pitch", -0.5), ("forward", 0.0), ("pitch", 0.0))
 
 
-def soak_store(preset: str, tmp: Path, assets: Path | None = None) -> tuple[ModelStore, bool]:
+def soak_store(preset: str, tmp: Path, assets: Path | None = None, dtype: str = "auto") -> tuple[ModelStore, bool]:
     """The models to soak: ``assets`` when given, else the shipped model of ``preset`` when it exists,
     else random weights of its size saved to ``tmp`` (loaded like any installed model)."""
     if assets is not None:
-        return ModelStore(discover(assets)), False
+        return ModelStore(discover(assets), dtype), False
     shipped = [m for m in discover(ASSETS) if m.path.name == PRESETS[preset][4]]
     if shipped:
-        return ModelStore(shipped), True
+        return ModelStore(shipped, dtype), True
     ae, dit, _ = build_models(preset)          # random weights of the shipped size (nothing shipped)
     ae.save_pretrained(tmp / preset / "autoencoder")
     dit.save_pretrained(tmp / preset / "generator")
-    return ModelStore(discover(tmp)), False
+    return ModelStore(discover(tmp), dtype), False
 
 
 class _Run:
@@ -114,14 +115,14 @@ def _p95(x) -> float:
 
 
 def run(frames: int = 10_000, sessions: int = 1, preset: str = DEFAULT, assets: str | Path | None = None,
-        fps: float = 0.0, threads: int = 0, seed: int = 0) -> dict:
+        fps: float = 0.0, threads: int = 0, seed: int = 0, dtype: str = "auto") -> dict:
     """Soak ``sessions`` concurrent streams of ``frames`` video frames each; returns the report."""
     threads = threads or int(os.environ.get("BENCH_THREADS", "0")) or max(1, (os.cpu_count() or 2) - 1)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     tmp = Path(tempfile.mkdtemp(prefix="aapt-soak-"))
     try:
-        store, trained = soak_store(preset, tmp, Path(assets) if assets is not None else None)
+        store, trained = soak_store(preset, tmp, Path(assets) if assets is not None else None, dtype)
         world = store.for_mode("world")
         if not world:
             raise SystemExit("no world model to soak")
@@ -166,7 +167,7 @@ def run(frames: int = 10_000, sessions: int = 1, preset: str = DEFAULT, assets: 
     gaps = np.concatenate([r.gaps_ms for r in runs]) if any(r.gaps_ms for r in runs) else np.array([])
     out = {
         "bench": "soak", "model": model, "trained": trained,
-        "resolution": resolution, "sessions": sessions, "threads": threads, "paced_fps": fps or None,
+        "resolution": resolution, "precision": precision_info(store.dtype), "sessions": sessions, "threads": threads, "paced_fps": fps or None,
         "frames": min(r.s.frame_index for r in runs), "steps": steps,
         "steps_timed": min(len(r.step_ms) for r in runs), "elapsed_s": round(elapsed, 1),
         "fps_made": round(sum(r.s.frame_index for r in runs) / elapsed, 1),
@@ -195,9 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fps", type=float, default=0.0, help="pace playback at this rate (0: unpaced, steps back to back)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: as the app: all cores but one)")
     p.add_argument("--seed", type=int, default=0)
+    add_dtype_argument(p)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    r = run(a.frames, a.sessions, a.preset, a.assets, a.fps, a.threads, a.seed)
+    r = run(a.frames, a.sessions, a.preset, a.assets, a.fps, a.threads, a.seed, a.dtype)
     print(json.dumps(r) if a.json else "\n".join(f"{k:22s} {v}" for k, v in r.items()))
 
 

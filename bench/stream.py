@@ -1,11 +1,13 @@
 """Streaming benchmark: the engine's real-time step, as the app runs it.
 
-    python -m bench.stream [--preset world-128] [--frames 1440] [--compile] --json
+    python -m bench.stream [--preset world-128] [--frames 1440] [--compile] [--dtype auto] --json
 
 Prints one JSON object: fps (video frames per second at the median step), step_ms_p50/p95,
 step_ms_p95 near frame 100 and at the end (flatness), first_frame_ms, decode_ms_p50, dit_ms_p50,
-rss_mb_start/end, resolution, nfe_per_latent_frame, achieved_gflops of the generator step and the
-bf16 matmul peak measured in the same run. Uses the shipped weights when they exist
+rss_mb_start/end, resolution, nfe_per_latent_frame; the GFLOP of one step counted by torch (DiT,
+decoder and both) and the GFLOP/s each achieves, beside the matmul peak of the dtype in use
+measured in the same run; ``precision``: the dtype that ran, the CPU's capability and why
+``auto`` picks what it picks here (model/runtime.py). Uses the shipped weights when they exist
 (``trained: true``), random ones otherwise. ``--frames`` counts video frames (4 per step).
 """
 from __future__ import annotations
@@ -19,11 +21,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import DEFAULT, PRESETS, controls_for, engine_for, matmul_peak_gflops, rss_mb, set_threads
-from model.runtime import keep_freed_memory
+from model.runtime import add_dtype_argument, keep_freed_memory, precision_info
 
 
-def dit_flops_per_step(engine) -> float:
-    """FLOPs of one generator step (counted by torch on a throwaway cache)."""
+def flops_per_step(engine) -> tuple[float, float]:
+    """FLOPs of one step's generator call and of its decode (counted by torch on a throwaway
+    cache and decoder state)."""
     dit = engine.dit
     cache = dit.new_cache(1, dtype=engine.dtype)
     z = engine.state.prev
@@ -32,13 +35,15 @@ def dit_flops_per_step(engine) -> float:
         dit.step(cache, z, z, ctrl, torch.zeros(1), 0, warp)
         with FlopCounterMode(display=False) as fc:
             dit.step(cache, z, z, ctrl, torch.ones(1), 1, warp)
-    return float(fc.get_total_flops())
+        with FlopCounterMode(display=False) as fd:
+            engine.ae.decode_step(z, z)
+    return float(fc.get_total_flops()), float(fd.get_total_flops())
 
 
-def run(preset: str, frames: int, compile: bool = False) -> dict:
+def run(preset: str, frames: int, compile: bool = False, dtype: str = "auto") -> dict:
     keep_freed_memory()
     threads = set_threads()
-    engine, trained = engine_for(preset, compile)
+    engine, trained = engine_for(preset, compile, dtype)
     steps = max(2, frames // engine.fpl)
     first = np.random.default_rng(0).integers(0, 255, (engine.size, engine.size, 3), dtype=np.uint8)
     controls = controls_for(engine, steps)
@@ -57,8 +62,8 @@ def run(preset: str, frames: int, compile: bool = False) -> dict:
         dit_ms.append(engine.timing.dit_ms)
         dec_ms.append(engine.timing.decode_ms)
     rss1 = rss_mb()
-    flops = dit_flops_per_step(engine)
-    peak = matmul_peak_gflops()
+    dit_flops, dec_flops = flops_per_step(engine)
+    peak = matmul_peak_gflops(engine.dtype)
     s = np.array(step_ms)
     early = s[25:50] if len(s) >= 50 else s[: max(1, len(s) // 4)]   # around video frame 100-200
     late = s[-25:]
@@ -74,9 +79,15 @@ def run(preset: str, frames: int, compile: bool = False) -> dict:
         "decode_ms_per_frame": round(float(np.median(dec_ms)) / engine.fpl, 2),
         "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss1, 1),
         "nfe_per_latent_frame": 1,
-        "dit_gflop_per_step": round(flops / 1e9, 3),
-        "achieved_gflops": round(flops / (float(np.median(dit_ms)) / 1e3) / 1e9, 1),
+        "precision": precision_info(engine.dtype, engine.device),
+        "dit_gflop_per_step": round(dit_flops / 1e9, 3),
+        "decode_gflop_per_step": round(dec_flops / 1e9, 3),
+        "step_gflop": round((dit_flops + dec_flops) / 1e9, 3),
+        "dit_achieved_gflops": round(dit_flops / float(np.median(dit_ms)) / 1e6, 1),
+        "decode_achieved_gflops": round(dec_flops / float(np.median(dec_ms)) / 1e6, 1),
+        "step_achieved_gflops": round((dit_flops + dec_flops) / float(np.median(s)) / 1e6, 1),
         "matmul_peak_gflops": round(peak, 1),
+        "step_share_of_peak": round((dit_flops + dec_flops) / float(np.median(s)) / 1e6 / peak, 3),
     }
 
 
@@ -85,9 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT)
     p.add_argument("--frames", type=int, default=1440, help="video frames to generate (4 per step)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator step")
+    add_dtype_argument(p)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    r = run(a.preset, a.frames, a.compile)
+    r = run(a.preset, a.frames, a.compile, a.dtype)
     print(json.dumps(r) if a.json else "\n".join(f"{k:22s} {v}" for k, v in r.items()))
 
 

@@ -20,7 +20,12 @@ from typing import Callable, Optional
 import numpy as np
 
 CONTROL_DIM = 7
-CONTROL_NAMES = ("d_yaw", "d_pitch", "d_roll", "forward", "strafe", "up", "zoom")
+AXES = ("yaw", "pitch", "roll", "forward", "strafe", "up", "zoom")      # the 7 numbers, in order
+# per-frame limits (degrees / world units per frame at 24 fps): the range of the training
+# trajectories (data/trajectories.py) and of the app's keys and sliders (controls/camera_input.py)
+MAX_YAW, MAX_PITCH, MAX_ROLL = 4.0, 1.5, 1.5
+MAX_FORWARD, MAX_STRAFE, MAX_UP, MAX_ZOOM = 0.5, 0.3, 0.12, 0.02
+LIMITS = np.array([MAX_YAW, MAX_PITCH, MAX_ROLL, MAX_FORWARD, MAX_STRAFE, MAX_UP, MAX_ZOOM])
 
 
 def intrinsics(width: int, height: int, fov_x_deg: float) -> np.ndarray:
@@ -75,6 +80,11 @@ class RigLimits:
     yaw_range: Optional[float] = None  # |yaw| limit (photo pans); None = free 360
     max_climb: float = float("inf")    # a horizontal move onto ground higher than this above the
                                        # camera's feet is blocked (walls in cities), not climbed
+
+
+# the app's rig (model/engine.py): look up or down to 85 degrees, roll up to 90; the keys' auto-levelling
+# (controls/camera_input.py) integrates pitch and roll within the same limits
+APP_PITCH_LIMIT, APP_ROLL_LIMIT = 85.0, 90.0
 
 
 class CameraRig:

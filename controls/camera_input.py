@@ -7,7 +7,7 @@
 
 Sliders are rates in the units of ``controls/camera.py`` (degrees or world units per frame at
 24 fps); a held key adds its axis' full rate (the limits of ``data/trajectories.py``, the
-range the models were trained on). The output follows the target with a short ramp, like a
+range the models were trained on, ``controls/camera.py``). The output follows the target with a short ramp, like a
 person pressing a key in the training trajectories, and, with ``auto_level``, pitch and roll
 drift back to level when nobody steers them, as the training trajectories do. Every value is
 sanitised: non-finite inputs count as 0 and rates are clamped to the trained range.
@@ -20,13 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controls.camera import CONTROL_DIM
-# per-frame limits (degrees / world units per frame at 24 fps): the range of the training trajectories
-from data.trajectories import MAX_FORWARD, MAX_PITCH, MAX_ROLL, MAX_STRAFE, MAX_UP, MAX_YAW, MAX_ZOOM
-
-AXES = ("yaw", "pitch", "roll", "forward", "strafe", "up", "zoom")
-LIMITS = np.array([MAX_YAW, MAX_PITCH, MAX_ROLL, MAX_FORWARD, MAX_STRAFE, MAX_UP, MAX_ZOOM])
-assert len(AXES) == CONTROL_DIM
+from controls.camera import APP_PITCH_LIMIT, APP_ROLL_LIMIT, AXES, CONTROL_DIM, LIMITS
 
 # key name (KeyboardEvent.key, lower case) -> (axis, direction)
 KEYMAP = {
@@ -146,6 +140,10 @@ class CameraInput:
                     if abs(target[2]) < 1e-9:
                         c[2] -= cfg.level_roll * self.roll
                 c = np.clip(c, -LIMITS, LIMITS)
+                # the rig stops at its pitch and roll limits: ask for no more than it takes, so that
+                # the integrated pitch and roll stay the rig's own (levelling then undoes only real tilt)
+                c[1] = np.clip(self.pitch + c[1], -APP_PITCH_LIMIT, APP_PITCH_LIMIT) - self.pitch
+                c[2] = np.clip(self.roll + c[2], -APP_ROLL_LIMIT, APP_ROLL_LIMIT) - self.roll
                 self.pitch += c[1]
                 self.roll += c[2]
                 out[f] = c

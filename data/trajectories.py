@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from controls.camera import CONTROL_DIM
-
-# per-frame magnitudes at 24 fps (degrees / world units per frame)
-MAX_YAW, MAX_PITCH, MAX_ROLL = 4.0, 1.5, 1.5
-MAX_FORWARD, MAX_STRAFE, MAX_UP, MAX_ZOOM = 0.5, 0.3, 0.12, 0.02
+from controls.camera import (CONTROL_DIM, MAX_FORWARD, MAX_PITCH, MAX_ROLL, MAX_STRAFE,  # noqa: F401 (re-exported)
+                             MAX_UP, MAX_YAW, MAX_ZOOM)
 SEGMENTS = ("idle", "burst", "sweep", "turn", "reversal", "cruise")
 
 
@@ -78,3 +75,39 @@ def camera_trajectory(rng: np.random.Generator, n_frames: int, allow_translation
         out[f:f + m] = seg[:m]
         f += m
     return out.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- what users do
+# Named evaluation trajectories: a person at the app's keys and sliders, as scripts of segments
+# (seconds, keys held, slider rates) played through the app's own input model
+# (controls/camera_input.py: key ramps, auto-levelling), looped to any length.
+USER_SCRIPTS: dict[str, tuple[tuple[float, str, dict], ...]] = {
+    "still": ((60.0, "", {}),),                                          # the camera left alone
+    "drift": ((60.0, "", {"yaw": 0.3, "forward": 0.05}),),               # a slider nudged, then forgotten
+    "turn": ((60.0, "arrowright", {}),),                                 # a full turn in place every 3.75 s
+    "hold": ((10.0, "w", {}), (5.0, "", {})),                            # one key held for 10 s
+    "reversal": ((0.5, "arrowleft", {}), (1.0, "arrowright", {}), (0.5, "arrowleft", {})),   # quick back-and-forth
+    "look-up": ((4.0, "arrowup", {}), (6.0, "", {})),                    # up to the limit and back
+}
+
+
+def user_trajectory(name: str, n_frames: int, fps: float = 24.0) -> np.ndarray:
+    """(n_frames, CONTROL_DIM) float32 controls of the named user behaviour (``USER_SCRIPTS``);
+    row 0 is zero (frame 0 is the start pose)."""
+    from controls.camera_input import CameraInput
+
+    if name not in USER_SCRIPTS:
+        raise ValueError(f"unknown trajectory {name!r}; choose one of {sorted(USER_SCRIPTS)}")
+    cam = CameraInput()
+    out = [np.zeros((1, CONTROL_DIM), np.float32)]
+    made = 1
+    while made < n_frames:
+        for seconds, keys, sliders in USER_SCRIPTS[name]:
+            cam.release()
+            cam.set_keys(keys)
+            cam.set_sliders(**sliders)
+            n = min(int(round(seconds * fps)), n_frames - made)
+            if n > 0:
+                out.append(cam.next_frames(n))
+                made += n
+    return np.concatenate(out)[:n_frames]

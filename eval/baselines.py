@@ -27,6 +27,7 @@ from eval.metrics import psnr_per_frame, rotation_homography, warp_frame
 from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT, maps_from_first, reproject_latents
 from model.sampling import rollout_one_step, sample_causal
+from model.runtime import add_dtype_argument, autocast, compute_dtype, precision_info
 from train.data import to_pixels, to_uint8
 
 
@@ -37,14 +38,15 @@ def warp_baseline(frames: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndar
 
 
 @torch.no_grad()
-def latent_warp_baseline(ae: VideoAutoencoder, frames: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
+def latent_warp_baseline(ae: VideoAutoencoder, frames: np.ndarray, K: np.ndarray, w2c: np.ndarray,
+                         dtype: str | torch.dtype = "auto") -> np.ndarray:
     """(F, H, W, 3) uint8: the first frame's latent warped to every latent frame by the commanded
     camera (homographies from the first camera, as the model's reprojection does) and decoded."""
     fpl = ae.config.frames_per_latent
     k = (frames.shape[0] - 1) // fpl
     H, W = frames.shape[1:3]
     maps = maps_from_first(torch.from_numpy(clip_reprojection_maps(K[:1 + fpl * k], w2c[:1 + fpl * k], W, H, fpl))[None])
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with autocast(compute_dtype(dtype)):
         z0 = ae.encode_image(to_pixels(frames[:1])).float()                  # (1, C, h, w)
         z = reproject_latents(z0[:, None].expand(-1, 1 + k, -1, -1, -1).contiguous(), maps)
         x = ae.decode(z).float()[0]
@@ -55,7 +57,7 @@ def latent_warp_baseline(ae: VideoAutoencoder, frames: np.ndarray, K: np.ndarray
 
 @torch.no_grad()
 def model_rollout(ae: VideoAutoencoder, dit: VideoDiT, frames: np.ndarray, K: np.ndarray, w2c: np.ndarray,
-                  sampler: str, steps: int, shift: float, seed: int) -> np.ndarray:
+                  sampler: str, steps: int, shift: float, seed: int, dtype: str | torch.dtype = "auto") -> np.ndarray:
     """(F, H, W, 3) uint8 generated from frames[0] with the clip's camera controls."""
     fpl = ae.config.frames_per_latent
     F = frames.shape[0]
@@ -65,7 +67,7 @@ def model_rollout(ae: VideoAutoencoder, dit: VideoDiT, frames: np.ndarray, K: np
     ctrl = torch.from_numpy(clip_camera_tokens(K[:1 + fpl * k], w2c[:1 + fpl * k], W, H, grid, fpl))[None]
     warp = torch.from_numpy(clip_reprojection_maps(K[:1 + fpl * k], w2c[:1 + fpl * k], W, H, fpl))[None]
     x0 = to_pixels(frames[:1])                                             # (1, 3, H, W)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with autocast(compute_dtype(dtype)):
         z0 = ae.normalize(ae.encode_image(x0).float())
         gen = torch.Generator().manual_seed(seed)
         if sampler == "one-step":
@@ -79,9 +81,10 @@ def model_rollout(ae: VideoAutoencoder, dit: VideoDiT, frames: np.ndarray, K: np
 
 
 def evaluate(model: str, ae_dir: str, data: str, clips: int, sampler: str, steps: int, shift: float,
-             frames: int = 97, strip: str | None = None, threads: int = 0) -> dict:
+             frames: int = 97, strip: str | None = None, threads: int = 0, dtype: str = "auto") -> dict:
     if threads:
         torch.set_num_threads(threads)
+    dtype = compute_dtype(dtype)
     ae = VideoAutoencoder.from_pretrained(ae_dir).eval()
     dit = VideoDiT.from_pretrained(model).eval()
     reader = ShardReader(data)
@@ -92,9 +95,9 @@ def evaluate(model: str, ae_dir: str, data: str, clips: int, sampler: str, steps
     for i in range(n):
         gt = np.asarray(reader.frames(i)[:frames])
         K, w2c = reader.truth(i, "K")[:frames], reader.truth(i, "w2c")[:frames]
-        gen = model_rollout(ae, dit, gt, K, w2c, sampler, steps, shift, seed=i)
+        gen = model_rollout(ae, dit, gt, K, w2c, sampler, steps, shift, seed=i, dtype=dtype)
         outs = {"model": gen, "repeat": np.repeat(gt[:1], len(gt), 0), "warp": warp_baseline(gt, K, w2c),
-                "latent_warp": latent_warp_baseline(ae, gt, K, w2c)}
+                "latent_warp": latent_warp_baseline(ae, gt, K, w2c, dtype)}
         for k_, v in outs.items():
             res[k_].append(psnr_per_frame(v, gt))
         if strip and i < 6:
@@ -102,7 +105,7 @@ def evaluate(model: str, ae_dir: str, data: str, clips: int, sampler: str, steps
             sel = [s for s in sel if s < len(gt)]
             rows += [gt[sel], gen[sel], outs["warp"][sel]]
     out = {"clips": n, "sampler": sampler, "steps": steps if sampler != "one-step" else 1,
-           "seconds": round(time.time() - t0, 1)}
+           "seconds": round(time.time() - t0, 1), "precision": precision_info(dtype)}
     for k_, v in res.items():
         p = np.stack(v)                                                     # (n, F)
         out[f"psnr_1s_{k_}"] = float(p[:, 1:25].mean())
@@ -125,9 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shift", type=float, default=3.0)
     p.add_argument("--strip", default=None, help="write a strip PNG (rows: truth, model, warp) here")
     p.add_argument("--threads", type=int, default=0)
+    add_dtype_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
     a = p.parse_args(argv)
-    r = evaluate(a.model, a.ae, a.data, a.clips, a.sampler, a.steps, a.shift, a.frames, a.strip, a.threads)
+    r = evaluate(a.model, a.ae, a.data, a.clips, a.sampler, a.steps, a.shift, a.frames, a.strip, a.threads, a.dtype)
     if a.json:
         print(json.dumps(r))
     else:

@@ -32,7 +32,8 @@ import numpy as np
 from eval.__main__ import summary
 from eval.stats import load_features, rescore, same_truth, save_features
 
-SAME = ("model", "source", "control", "frames", "window", "windows")
+SAME = ("model", "source", "trajectory", "control", "frames", "window", "windows")
+VIEW = ("pulse", "grid_peak")      # the truth's own viewer figures in ``floor`` (eval/metrics.py)
 
 
 def _windows(paths: list[str | Path]) -> list[tuple[int, int]]:
@@ -155,8 +156,9 @@ def merge(results: list[dict], features: str | Path | None = None, net=None, n_b
     old = [f"clips {a}-{b - 1}" for r, (a, b) in zip(results, ranges) if "floor_per_clip" not in r]
     if old:
         out["from_means"] = old
+    view = [k for k in VIEW if all(k in r.get("floor_per_clip", {}) for r in results)]
     fl = {k: joined_windows(lambda r, k=k: clip_values(r, r.get("floor_per_clip"), r["floor"], k, True))
-          for k in ("rot_err", "trans_err")}
+          for k in ("rot_err", "trans_err", *view)}
     out["floor"] = {k: [float(np.nanmean(v)) for v in vs] for k, vs in fl.items()}
     out["floor_per_clip"] = fl
     for m, o0 in results[0]["methods"].items():
@@ -165,7 +167,9 @@ def merge(results: list[dict], features: str | Path | None = None, net=None, n_b
             return clip_values(r, o.get("per_clip"), o, k, per_window)
 
         pc = {k: joined(lambda r, k=k: values(r, k, False)) for k in ("psnr_1s", "ssim_1s", "ms_per_latent")}
-        pc.update({k: joined_windows(lambda r, k=k: values(r, k, True)) for k in ("psnr", "rot_err", "trans_err")})
+        seen = [k for k in ("detail", "pulse", "mosaic")
+                if all(k in r["methods"][m].get("per_clip", {}) for r in results)]   # runs from before them lack them
+        pc.update({k: joined_windows(lambda r, k=k: values(r, k, True)) for k in ("psnr", "rot_err", "trans_err", *seen)})
         out["methods"][m] = {**summary(pc, o0.get("steps")), "per_clip": pc}
     if all("revisit" in r for r in results):
         names = [n for n in results[0]["revisit"] if n not in ("frame", "per_clip")]

@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     from eval.__main__ import ground_truth
     from eval.rollout import reconstruct
     from model.autoencoder import VideoAutoencoder
+    from model.runtime import add_dtype_argument
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--model", default="assets/avatar", help="model directory with autoencoder/")
@@ -104,13 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=121)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--blur", type=int, default=64)
+    add_dtype_argument(ap)
     args = ap.parse_args(argv)
     ae = VideoAutoencoder.from_pretrained(Path(args.model) / "autoencoder").eval()
     rows: dict[str, list[dict]] = {"truth": [], "autoencoder": [], f"blur{args.blur}": []}
     for i in range(args.clips):
         clip = ground_truth("avatar", i, args.frames, args.size)
         down = [Image.fromarray(f).resize((args.blur, args.blur), Image.BICUBIC) for f in clip.frames]
-        videos = {"truth": clip.frames, "autoencoder": reconstruct(ae, clip.frames),
+        videos = {"truth": clip.frames, "autoencoder": reconstruct(ae, clip.frames, dtype=args.dtype),
                   f"blur{args.blur}": np.stack([np.asarray(d.resize((args.size, args.size), Image.BICUBIC))
                                                 for d in down])}
         for k, v in videos.items():

@@ -68,12 +68,25 @@ def _first_last(shares) -> str:
     return f"{_f(100 * shares[0], 0)} / {_f(100 * shares[-1], 0)} %"
 
 
+def _nanmean(values) -> float | None:
+    a = np.asarray(values if values else [], float)
+    return float(np.nanmean(a)) if np.isfinite(a).any() else None
+
+
+def _arrow2(values) -> str:
+    """``_arrow`` with two decimals (detail kept: 0.08 → 0.11)."""
+    if not values:
+        return "–"
+    return _f(values[0]) if len(values) == 1 else f"{_f(values[0])} → {_f(values[-1])}"
+
+
 def table(r: dict) -> str:
     """One markdown table of a result file (FVD-lite columns when the run had the feature net;
     bootstrap intervals, FD-infinity and content accuracy when it has them: eval/stats.py)."""
     cam = r["control"] == "camera"
     first = next(iter(r["methods"].values()))
     fvd, pose = "fvd" in first, "akd" in first
+    view = "detail" in first                          # what a viewer sees (eval/metrics.py); older runs lack it
     inf = any(o.get("fvd_inf") for o in r["methods"].values())
     single = len(r["windows"]) == 1                   # one window: no drift, same-window = pooled
     matched = any(o.get("fvd_matched") for o in r["methods"].values()) and not single
@@ -97,6 +110,8 @@ def table(r: dict) -> str:
         head += ["RotErr", "RotErr / floor", "TransErr", "drift RotErr"]
     if pose:
         head += ["AKD", "AKD / floor", "drift AKD", "no person found", "PCK@0.5"]
+    if view:
+        head += ["detail kept" if single else "detail kept first → last", "pulse", "mosaic"]
     head += ["ms / latent frame"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m, o in r["methods"].items():
@@ -122,19 +137,22 @@ def table(r: dict) -> str:
         if pose:
             row += [_f(np.nanmean(o["akd"]), 3), _ratio(o["akd"], fl.get("akd")), _f(o["drift_akd"]),
                     _f(100 * np.nanmean(o["missing"]), 0) + " %", _pct(o.get("pck"))]
+        if view:
+            row += [_arrow2(o.get("detail")), _f(_nanmean(o.get("pulse"))), _f(_nanmean(o.get("mosaic")))]
         row += [_f(o["ms_per_latent"], 1)]
         rows.append("| " + " | ".join(row) + " |")
     pre = ["–"] * (5 + (2 - single) * fvd + 2 * matched + inf)                # the floor rows' empty cells
     pre += [_first_last(fl.get("content_acc"))] if content else []
     pre += [_first_last((fl.get("content_by_kind") or {}).get("city"))] if city else []
+    truth_view = ["1.00", _f(_nanmean(fl.get("pulse"))), "1.00"] if view else []
     if cam and fl:
         cells = ["ground truth (estimator floor)"] + pre + [
-            _f(np.nanmean(fl["rot_err"])), "1.00", _f(np.nanmean(fl["trans_err"])), "–", "–"]
+            _f(np.nanmean(fl["rot_err"])), "1.00", _f(np.nanmean(fl["trans_err"])), "–"] + truth_view + ["–"]
         rows.append("| " + " | ".join(cells) + " |")
     if pose and "akd" in fl:
         cells = ["ground truth (MediaPipe floor)"] + pre + [
             _f(np.nanmean(fl["akd"]), 3), "1.00", "–", _f(100 * np.nanmean(fl["missing"]), 0) + " %",
-            _pct(fl.get("pck")), "–"]
+            _pct(fl.get("pck"))] + truth_view + ["–"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -24,6 +24,7 @@ from controls.camera import clip_camera_tokens, clip_reprojection_maps
 from controls.pose import clip_pose_tokens
 from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT
+from model.runtime import autocast, compute_dtype
 from model.sampling import rollout_one_step, sample_bidirectional, sample_causal
 from train.data import to_pixels, to_uint8
 
@@ -93,12 +94,12 @@ def decode_latents(ae: VideoAutoencoder, z: torch.Tensor, chunk: int = 32) -> np
 
 
 @torch.no_grad()
-def reconstruct(ae: VideoAutoencoder, video: np.ndarray, chunk: int = 32) -> np.ndarray:
+def reconstruct(ae: VideoAutoencoder, video: np.ndarray, chunk: int = 32, dtype: str | torch.dtype = "auto") -> np.ndarray:
     """(1 + 4k, H, W, 3) uint8 ground truth -> the same frames through the autoencoder (encoded in
     chunks of ``chunk`` latents, each with its context frame, so chunks join exactly)."""
     fpl = ae.config.frames_per_latent
     x = to_pixels(video)                                                    # (F, 3, H, W)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with autocast(compute_dtype(dtype)):
         zs = [ae.encode_image(x[:1]).float()]
         for s in range(0, x.shape[0] - 1, chunk * fpl):
             part = x[s:s + chunk * fpl + 1]                                 # context frame + chunk
@@ -109,15 +110,17 @@ def reconstruct(ae: VideoAutoencoder, video: np.ndarray, chunk: int = 32) -> np.
 
 @torch.no_grad()
 def generate(ae: VideoAutoencoder, dit: VideoDiT, method: str, first: np.ndarray, controls: Controls,
-             n_frames: int, seed: int = 0, clip_latents: int = 9, shift: float = 3.0) -> np.ndarray:
+             n_frames: int, seed: int = 0, clip_latents: int = 9, shift: float = 3.0,
+             dtype: str | torch.dtype = "auto") -> np.ndarray:
     """(n_frames, H, W, 3) uint8 video from ``first`` (H, W, 3) under ``controls``; frame 0 is
-    the first frame itself. n_frames - 1 must be a multiple of 4."""
+    the first frame itself. n_frames - 1 must be a multiple of 4. The models keep fp32 weights
+    and run under autocast to ``dtype`` (model/runtime.py: ``auto`` picks it for this CPU)."""
     m = METHODS[method]
     fpl = ae.config.frames_per_latent
     size = first.shape[0]
     k = (n_frames - 1) // fpl
     gen = torch.Generator().manual_seed(seed)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with autocast(compute_dtype(dtype)):
         z0 = ae.normalize(ae.encode_image(to_pixels(first)[None]).float())
         if m.sampler != "bidirectional":
             ctrl, warp = controls.tokens(dit, size, 0, fpl * k, fpl)

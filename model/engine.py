@@ -19,10 +19,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from controls.camera import CONTROL_DIM, CameraRig, CameraState, RigLimits, plucker_tokens, reprojection_map
+from controls.camera import (APP_PITCH_LIMIT, APP_ROLL_LIMIT, CONTROL_DIM, CameraRig, CameraState, RigLimits,
+                             plucker_tokens, reprojection_map)
 from controls.pose import NUM_LANDMARKS, pose_tokens
 from model.autoencoder import StreamingDecoder, VideoAutoencoder
 from model.dit import VideoDiT
+from model.runtime import compute_dtype
 
 
 class ControlError(ValueError):
@@ -82,19 +84,20 @@ class StreamingEngine:
     """Real-time generator session (see the module docstring)."""
 
     def __init__(self, ae: VideoAutoencoder, dit: VideoDiT, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.bfloat16, compile: bool = False):
+                 dtype: str | torch.dtype = "auto", compile: bool = False):
         check_pair(ae, dit)
         self.device = torch.device(device)
-        self.dtype = dtype
+        self.dtype = compute_dtype(dtype, self.device)
         self.ae = ae.to(self.device).eval()
-        self.dit = dit.to(self.device, dtype).eval()
-        self.ae.decoder.to(dtype)
+        self.dit = dit.to(self.device, self.dtype).eval()
+        # NHWC: the decoder's convs run 1.3x (fp32, AVX2) to 1.9x (bf16, AVX-512) faster than in NCHW
+        self.ae.decoder.to(self.dtype, memory_format=torch.channels_last)
         self.decoder = StreamingDecoder(self.ae)
         self.fpl = ae.config.frames_per_latent
         self.size = dit.config.latent_size * ae.config.spatial_factor
         self.grid = dit.config.latent_size // dit.config.patch
         self.mode = dit.config.control
-        self.cache = dit.new_cache(1, self.device, dtype)
+        self.cache = dit.new_cache(1, self.device, self.dtype)
         self.state = EngineState()
         self.generator = torch.Generator(device=self.device)
         self._dit_call = torch.compile(self.dit.step, dynamic=False) if compile else self.dit.step
@@ -122,7 +125,7 @@ class StreamingEngine:
         rig = None
         if self.mode == "camera":
             rig = CameraRig(self.size, self.size, CameraState(fov_x=self.default_fov),
-                            RigLimits(pitch_deg=85.0, roll_deg=90.0))
+                            RigLimits(pitch_deg=APP_PITCH_LIMIT, roll_deg=APP_ROLL_LIMIT))
         self.state = EngineState(frame_index=1, prev=z, rig=rig, ref=(rig.K(), rig.w2c()) if rig else None)
         self.decoder(self.ae.denormalize(z.float()).to(self.dtype))       # primes the decoder's state
         return img

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from model.runtime import add_dtype_argument
 from train.config import PRESETS, RECIPE, STAGES, resolve
 
 
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (JSON value), e.g. --set steps=500 --set lr=1e-4")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and model sizes, train nothing")
+    add_dtype_argument(p)
     a = p.parse_args(argv)
     overrides = {}
     for kv in a.set:
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"--set expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1)
         overrides[k] = _parse_value(v)
+    if a.dtype != "auto":                          # --dtype is the config's precision
+        overrides["precision"] = a.dtype
 
     from model.runtime import keep_freed_memory
     from train.loop import init_distributed, train

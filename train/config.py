@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from model.config import ConfigError, from_dict, replace, to_dict
+from model.runtime import CHOICES, compute_dtype
+
+LEGACY_PRECISION = {"bf16": "bfloat16", "fp32": "float32"}   # the names older run configs use
 
 RECIPE = ("autoencoder", "teacher", "adapt", "distill", "adversarial", "long")   # the paper's stages, in order
 STAGES = (*RECIPE, "pose_reader")   # and the pose_weight term's critic (pose-controlled presets)
@@ -39,7 +44,8 @@ class TrainConfig:
     lr_schedule: str = "constant"       # constant | cosine (to 10% at the end)
     grad_clip: float = 1.0
     ema: float = 0.0                    # EMA decay of the trained generator, 0 = off
-    precision: str = "bf16"             # bf16 autocast (CPU and CUDA) | fp32
+    precision: str = "auto"             # compute dtype (model/runtime.py): auto (bf16 autocast on CUDA and on CPUs
+                                        # with native bf16, fp32 elsewhere) | bfloat16 | float32 (bf16 | fp32 alike)
     grad_checkpointing: bool = False
     compile: bool = False
     fsdp: bool = False                  # under torchrun: shard the models with FSDP2 instead of DDP (large presets)
@@ -95,11 +101,15 @@ class TrainConfig:
                                         # out without gradients before the trained segments, so a few trained
                                         # segments reach deep into long videos, where the drift sets in
 
+    def compute_dtype(self, device) -> torch.dtype:
+        """The dtype the stage's autocast computes in on ``device`` (model/runtime.py)."""
+        return compute_dtype(LEGACY_PRECISION.get(self.precision, self.precision), device)
+
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if self.precision not in ("bf16", "fp32"):
-            raise ConfigError(f"precision must be bf16 or fp32, got {self.precision!r}")
+        if self.precision not in (*CHOICES, *LEGACY_PRECISION):
+            raise ConfigError(f"precision must be one of {CHOICES}, got {self.precision!r}")
         if self.control not in ("camera", "pose", "none"):
             raise ConfigError(f"control must be camera, pose or none, got {self.control!r}")
         if self.ae_train not in ("all", "decoder"):

@@ -17,6 +17,7 @@ from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT
 from model.discriminator import Discriminator
 from model.pose_reader import PoseReader
+from model.runtime import STORAGE_DTYPE
 
 CLASSES = {"VideoAutoencoder": VideoAutoencoder, "VideoDiT": VideoDiT, "Discriminator": Discriminator,
            "PoseReader": PoseReader}
@@ -34,7 +35,7 @@ def model_class(path: Path) -> type:
     return VideoDiT
 
 
-def export(run: Path, out: Path, take: dict[str, str], dtype: torch.dtype = torch.bfloat16) -> list[Path]:
+def export(run: Path, out: Path, take: dict[str, str], dtype: torch.dtype = STORAGE_DTYPE) -> list[Path]:
     written = []
     for name, rel in take.items():
         src = run / rel
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fp32", action="store_true", help="keep fp32 instead of bf16")
     a = p.parse_args(argv)
     take = dict(t.split("=", 1) for t in a.take)
-    for w in export(Path(a.run), Path(a.out), take, torch.float32 if a.fp32 else torch.bfloat16):
+    for w in export(Path(a.run), Path(a.out), take, torch.float32 if a.fp32 else STORAGE_DTYPE):
         print(w)
 
 

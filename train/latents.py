@@ -24,6 +24,7 @@ from tqdm import tqdm
 from controls.camera import clip_camera_tokens, clip_reprojection_maps
 from data.shards import ShardReader
 from model.autoencoder import VideoAutoencoder
+from model.runtime import add_dtype_argument, autocast, compute_dtype
 from train.data import to_pixels
 
 
@@ -52,7 +53,7 @@ def reprojection_maps(reader: ShardReader, i: int, fpl: int) -> np.ndarray:
 
 @torch.no_grad()
 def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, control: str, grid: int,
-                  starts: tuple[int, ...], limit: int | None = None) -> Path:
+                  starts: tuple[int, ...], limit: int | None = None, dtype: str | torch.dtype = "auto") -> Path:
     reader = ShardReader(shards)
     fpl = ae.config.frames_per_latent
     F = 1 + fpl * ((reader.frame_shape[0] - 1) // fpl)
@@ -69,7 +70,7 @@ def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, con
             arrays[name] = np.empty((n, *value.shape), value.dtype)
         arrays[name][i] = value
 
-    with torch.autocast(dev.type, dtype=torch.bfloat16):
+    with autocast(compute_dtype(dtype, dev), dev):
         for i in tqdm(range(n), desc=f"encode {Path(shards).name}", mininterval=10):
             x = to_pixels(reader.frames(i)[:F])[None].to(dev)          # (1, F, 3, H, W)
             z = ae.normalize(ae.encode(x).float())[0]                   # (1 + k, C, h, w)
@@ -150,8 +151,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grid", type=int, default=8, help="tokens per side")
     p.add_argument("--starts", type=int, nargs="+", default=list(range(0, 17, 2)))
     p.add_argument("--limit", type=int, default=None)
+    add_dtype_argument(p)
     a = p.parse_args(argv)
-    encode_shards(VideoAutoencoder.from_pretrained(a.ae), a.shards, a.out, a.control, a.grid, tuple(a.starts), a.limit)
+    encode_shards(VideoAutoencoder.from_pretrained(a.ae), a.shards, a.out, a.control, a.grid, tuple(a.starts), a.limit,
+                  a.dtype)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import math
 import os
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from model.config import to_dict
+from model.runtime import autocast, dtype_name, precision_info
 from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from train.config import TrainConfig
 from train.distributed import ShardedModels, full_tensor
@@ -157,8 +157,9 @@ def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
     csv_path = run_dir / "log.csv"
     fields = ["step", "time", "lr"]
     log_rows: list[dict] = []
-    autocast = (torch.autocast(device_type=stage.device.type, dtype=torch.bfloat16)
-                if cfg.precision == "bf16" else nullcontext())
+    dtype = cfg.compute_dtype(stage.device)
+    if rank0:
+        print(f"{cfg.stage}: computing in {dtype_name(dtype)} ({precision_info(dtype, stage.device)['auto_reason']})")
     t0 = time.time()
     bar = tqdm(total=cfg.steps, initial=start, desc=cfg.stage, disable=not rank0, mininterval=5)
     acc: dict[str, list] = {}
@@ -171,7 +172,7 @@ def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
                 g["lr"] = lr_at(cfg, stage.phase_lr[phase], step)
             rng = np.random.default_rng(step_seed(cfg, step, p_i))
             gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(2 ** 62)))
-            with autocast:
+            with autocast(dtype, stage.device):
                 loss, metrics = (ddp or stage.loss)(phase, step, rng, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()

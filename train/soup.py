@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from model.config import to_dict
 from model.dit import VideoDiT
+from model.runtime import STORAGE_DTYPE
 
 
 def interpolate(a: VideoDiT, b: VideoDiT, alpha: float) -> VideoDiT:
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fp32", action="store_true", help="write fp32 (default bf16, as the shipped assets)")
     args = p.parse_args(argv)
     m = interpolate(VideoDiT.from_pretrained(args.a), VideoDiT.from_pretrained(args.b), args.alpha)
-    m.save_pretrained(Path(args.out), dtype=None if args.fp32 else torch.bfloat16)
+    m.save_pretrained(Path(args.out), dtype=None if args.fp32 else STORAGE_DTYPE)
     print(f"wrote {args.out}: (1 - {args.alpha}) * {args.a} + {args.alpha} * {args.b}")
 
 

@@ -12,6 +12,7 @@ from data.shards import ShardReader
 from data.video import contact_sheet, write_mp4
 from model.autoencoder import PRESETS as AE_PRESETS
 from model.config import replace
+from model.runtime import autocast
 from model.autoencoder import VideoAutoencoder, transfer_autoencoder
 from train import losses
 from train.config import TrainConfig
@@ -83,7 +84,7 @@ class AutoencoderStage(Stage):
         fpl = self.ae.config.frames_per_latent
         F = 1 + fpl * ((min(self.val.frame_shape[0], 33) - 1) // fpl)
         out, rows, all_psnr, all_ssim = {}, [], [], []
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+        with autocast(self.cfg.compute_dtype(self.device), self.device):
             for s, (val_dir, first, n) in enumerate(self.val.sources()):
                 psnrs = []
                 for i in range(first, first + min(4, n)):
@@ -180,7 +181,8 @@ def latent_cache(cfg: TrainConfig, ae: VideoAutoencoder, split: str, grid: int, 
         # under torchrun rank 0 encodes while the others wait (all ranks pass the barrier, whether
         # or not they saw the file)
         if _rank() == 0 and not path.exists():
-            encode_shards(ae, shards, path, cfg.control, grid, tuple(range(0, 17, 2)), limit)
+            encode_shards(ae, shards, path, cfg.control, grid, tuple(range(0, 17, 2)), limit,
+                          cfg.compute_dtype(next(ae.parameters()).device))
         if dist.is_initialized():
             dist.barrier()
         parts.append(LatentWindows.load(path))

@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import torch
 
 from app.models import ModelStore, discover
 from app.session import SessionManager
@@ -45,9 +46,11 @@ def test_readout_parser_reads_what_the_session_writes():
         r = server_readout(_Page(s.readout(now=101.0)))
     finally:
         manager.shutdown()
+    dtype, capability = manager.store.precision.split(" on ")
     assert r == {"server_fps_shown": 24.0, "server_fps_made": 25.0, "step_ms": 20, "dit_ms": 10, "decode_ms": 7,
-                 "pose_ms": 7, "input_to_frame_ms_server": 150}
-    assert set(r) == set(_HUD)
+                 "pose_ms": 7, "input_to_frame_ms_server": 150, "dtype": dtype, "cpu_capability": capability}
+    assert set(r) == set(_HUD) | {"dtype", "cpu_capability"}
+    assert dtype in ("float32", "bfloat16") and capability == torch.backends.cpu.get_cpu_capability()
 
 
 def test_cpu_meter_splits_usage():

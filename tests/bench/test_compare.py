@@ -4,6 +4,7 @@ import torch
 from bench.compare import time_cached, time_no_cache, time_skyreels_df
 from model.config import replace
 from model.dit import PRESETS, VideoDiT
+from model.runtime import compute_dtype
 
 
 def _dit(**kw):
@@ -18,4 +19,4 @@ def test_every_cached_and_uncached_method_runs():
 
 
 def test_diffusers_skyreels_pipeline_runs_with_our_sizes():
-    assert time_skyreels_df(_dit(), torch.bfloat16, latent_frames=3, steps=2) > 0
+    assert time_skyreels_df(_dit(), compute_dtype(), latent_frames=3, steps=2) > 0

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controls.camera import CameraRig, CameraState, RigLimits
-from controls.camera_input import AXES, LIMITS, CameraInput, CameraInputConfig, parse_keys
+from controls.camera_input import AXES, KEYMAP, LIMITS, CameraInput, CameraInputConfig, parse_keys
 from data.trajectories import MAX_FORWARD, MAX_YAW
 
 
@@ -101,3 +101,21 @@ def test_any_inputs_give_finite_controls_in_range(sliders, keys):
     cam.set_keys(keys)
     c = cam.next_frames(4)
     assert np.isfinite(c).all() and (np.abs(c) <= LIMITS + 1e-6).all()
+
+
+@pytest.mark.parametrize("key", sorted(KEYMAP))
+def test_a_key_held_for_ten_seconds_then_released_returns_the_camera_to_level(key):
+    """Auto-levelling undoes only the tilt the app's rig really took: held past the rig's pitch
+    limit, the up arrow used to leave the camera looking straight down for good."""
+    from controls.camera import APP_PITCH_LIMIT, APP_ROLL_LIMIT, CameraRig, CameraState, RigLimits
+
+    rig = CameraRig(128, 128, CameraState(), RigLimits(pitch_deg=APP_PITCH_LIMIT, roll_deg=APP_ROLL_LIMIT))
+    cam = CameraInput()
+    cam.set_keys({key})
+    for row in cam.next_frames(240):                  # 10 s at 24 fps
+        rig.step(row)
+    assert abs(rig.state.pitch - cam.pitch) < 1e-6 and abs(rig.state.roll - cam.roll) < 1e-6
+    cam.set_keys(set())
+    for row in cam.next_frames(480):
+        rig.step(row)
+    assert abs(rig.state.pitch) < 1.0 and abs(rig.state.roll) < 1.0, (rig.state.pitch, rig.state.roll)

@@ -13,6 +13,7 @@ from model.autoencoder import PRESETS as AE_PRESETS
 from model.autoencoder import VideoAutoencoder
 from model.config import replace
 from model.dit import PRESETS, VideoDiT
+from model.runtime import autocast, compute_dtype
 from train.data import to_pixels, to_uint8
 
 
@@ -54,7 +55,7 @@ def test_latent_warp_without_motion_is_the_autoencoders_still_image():
     K = np.tile(np.array([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]]), (9, 1, 1))
     w2c = np.tile(np.eye(4), (9, 1, 1))
     a = latent_warp_baseline(ae, frames, K, w2c)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), autocast(compute_dtype()):
         z0 = ae.encode_image(to_pixels(frames[:1])).float()
         b = to_uint8(ae.decode(z0[:, None].expand(-1, 3, -1, -1, -1).contiguous()).float()[0])
     assert a.shape == frames.shape and np.abs(a[1:].astype(int) - b[1:].astype(int)).max() <= 1

@@ -12,6 +12,7 @@ from model.autoencoder import PRESETS as AE_PRESETS
 from model.autoencoder import VideoAutoencoder
 from model.config import replace
 from model.dit import PRESETS, VideoDiT
+from model.runtime import autocast, compute_dtype
 from train.data import to_pixels
 
 
@@ -64,7 +65,7 @@ def test_decode_in_chunks_equals_whole_decode():
 def test_reconstruct_in_chunks_equals_whole_encode_decode():
     ae, _ = _tiny()
     clip = make_clip("world", 7, 25, 32)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), autocast(compute_dtype()):
         z = ae.normalize(ae.encode(to_pixels(clip.frames)[None]).float())
     whole = decode_latents(ae, z).astype(np.int16)
     chunked = reconstruct(ae, clip.frames, chunk=2).astype(np.int16)
@@ -90,6 +91,31 @@ def test_evaluate_scores_the_autoencoder_bound_beside_the_methods(tmp_path):
     assert "| ground truth through the autoencoder (bound) | – |" in table(r)
     with pytest.raises(ValueError, match="at least one"):
         evaluate(str(tmp_path), ["autoencoder"], clips=1, n_frames=21, window=20, features="", revisit=False)
+
+
+def test_evaluate_reports_what_a_viewer_sees_and_drives_worlds_with_user_trajectories(tmp_path):
+    """Detail kept, pulse and mosaic per window for every method and the autoencoder row, the
+    truth's own pulse beside them; ``trajectory`` renders the same worlds under a named behaviour."""
+    from eval.__main__ import evaluate, ground_truth
+    from eval.metrics import detail_kept, pulse
+    from eval.report import table
+
+    ae, dit = _tiny()
+    ae.save_pretrained(tmp_path / "autoencoder")
+    dit.save_pretrained(tmp_path / "generator")
+    r = evaluate(str(tmp_path), ["aapt", "autoencoder"], clips=1, n_frames=41, window=20, features="",
+                 revisit=False, dtype="float32", trajectory="turn")
+    assert r["trajectory"] == "turn" and r["precision"]["dtype"] == "float32"
+    gt = ground_truth("world", 0, 41, 32, "turn").frames
+    assert not np.array_equal(gt, make_clip("world", split_seed("test", 0), 41, 32).frames)
+    rec = reconstruct(ae, gt, dtype="float32")
+    o = r["methods"]["autoencoder"]
+    assert len(o["detail"]) == len(o["pulse"]) == len(o["mosaic"]) == 2
+    assert o["detail"][0] == pytest.approx(detail_kept(rec[1:20], gt[1:20]))
+    assert r["floor"]["pulse"][0] == pytest.approx(pulse(gt[:20]))
+    assert "detail kept first → last | pulse | mosaic" in table(r)
+    with pytest.raises(ValueError, match="own motion"):
+        ground_truth("avatar", 0, 9, 32, "turn")
 
 
 def test_evaluate_a_pose_model_reports_akd_per_body_part(tmp_path):

@@ -65,6 +65,26 @@ def test_reset_and_step_shapes():
     assert e.timing.total_ms > 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_streamed_frames_equal_the_whole_clip_decode_of_its_latents(dtype):
+    """The engine's decoder runs in NHWC (channels_last) in the compute dtype; its frames are the
+    autoencoder's whole-clip decode (NCHW, fp32) of the same latents, up to that dtype's rounding."""
+    e = _engine(dtype=dtype)
+    first = e.reset(_image(), seed=2)
+    zs, frames = [e.state.prev], [first[None]]
+    for _ in range(3):
+        frames.append(e.step(np.tile([1.5, 0, 0, 0.1, 0, 0, 0], (4, 1))))
+        zs.append(e.state.prev)
+    ref = VideoAutoencoder(e.ae.config)
+    ref.load_state_dict({k: v.float() for k, v in e.ae.state_dict().items()})
+    with torch.no_grad():
+        whole = ref.decode(ref.denormalize(torch.cat(zs).float())[None])[0]
+    whole = ((whole.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+    got = np.concatenate(frames).astype(np.float32)
+    err = np.abs(got[1:] - whole[1:])
+    assert err.max() <= (1.0 if dtype == torch.float32 else 4.0) and err.mean() <= (0.01 if dtype == torch.float32 else 0.5)
+
+
 def test_same_seed_same_frames_other_seed_other_frames():
     ctrl = np.tile([2.0, 0, 0, 0.1, 0, 0, 0], (4, 1))
     runs = []

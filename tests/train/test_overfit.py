@@ -15,6 +15,7 @@ import torch
 
 from model.discriminator import Discriminator
 from model.dit import VideoDiT
+from model.runtime import autocast, compute_dtype
 from train.config import resolve
 from train.loop import train
 from train.stages import build_stage
@@ -25,7 +26,7 @@ SEEDS = range(8)
 def _measure(stage, phase: str, keys: tuple[str, ...]) -> dict:
     """Mean of the stage's loss metrics over fixed batches, without gradients."""
     out = {k: [] for k in keys}
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), autocast(compute_dtype()):
         for s in SEEDS:
             if phase.startswith("gen"):                      # a generator phase follows its D phase
                 stage.loss("disc" + phase[3:], 0, np.random.default_rng(1000 + s), torch.Generator().manual_seed(s))

@@ -4,6 +4,7 @@ import torch
 
 from model.config import replace
 from model.dit import PRESETS, VideoDiT
+from model.runtime import STORAGE_DTYPE
 from train.soup import interpolate, main
 
 
@@ -47,5 +48,5 @@ def test_cli_writes_loadable_bf16(tmp_path):
     main(["--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--alpha", "0.5", "--out", str(tmp_path / "m")])
     m = VideoDiT.from_pretrained(tmp_path / "m")
     k = next(k for k, v in m.state_dict().items() if v.is_floating_point() and v.dim() == 2)
-    want = (0.5 * a.state_dict()[k] + 0.5 * b.state_dict()[k]).to(torch.bfloat16).float()
+    want = (0.5 * a.state_dict()[k] + 0.5 * b.state_dict()[k]).to(STORAGE_DTYPE).float()
     torch.testing.assert_close(m.state_dict()[k], want)
