@@ -88,6 +88,10 @@ class ModelStore:
     def for_mode(self, mode: str) -> list[ModelInfo]:
         return [m for m in self.models.values() if m.mode == mode]
 
+    def named(self, name: str) -> ModelInfo | None:
+        """The model called ``name`` (its folder name, e.g. "world-mix") or labelled so; None if none is."""
+        return next((m for m in self.models.values() if name in (m.name, m.label)), None)
+
     def get(self, label: str | None, mode: str) -> ModelInfo | None:
         """The model with this label, or the first one of ``mode`` when the label is unknown."""
         m = self.models.get(label or "")

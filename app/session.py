@@ -218,11 +218,14 @@ class Timings:
         return float(np.median(list(d))) if d else None
 
     @staticmethod
-    def rate(d: collections.deque, now: float, span: float = 2.0) -> float:
+    def rate(d: collections.deque, now: float, span: float = 2.0, least: float = 0.25) -> float:
+        """Events per second over the last ``span`` seconds: the events after the window's first
+        timestamp over the time since it. Frames made by one step share a timestamp, so a
+        window must cover ``least`` seconds (a few steps) before it says anything (0 until then)."""
         ts = [t for t in list(d) if now - t <= span]
-        if len(ts) < 2:
+        if not ts or ts[-1] - ts[0] < least:
             return 0.0
-        return (len(ts) - 1) / max(ts[-1] - ts[0], 1e-6)
+        return sum(1 for t in ts if t > ts[0]) / (ts[-1] - ts[0])
 
 
 # ----------------------------------------------------------------------------- the session

@@ -371,20 +371,27 @@ def build(cfg: AppConfig) -> tuple[gr.Blocks, SessionManager, dict]:
         # ------------------------------------------------------------------ plain API (gradio_client)
         def api_models() -> dict:
             """The installed models: label, mode and resolution of each."""
-            return {"models": [{"label": m.label, "mode": m.mode, "resolution": m.resolution}
+            return {"models": [{"name": m.name, "label": m.label, "mode": m.mode, "resolution": m.resolution}
                                for m in store.models.values()]}
 
         def api_start(mode: str = "", model: str = "", seed: int = 0, image: str = "",
                       request: gr.Request = None) -> dict:
             """Start (or restart) this client's stream. mode: world | avatar ('' = the default);
-            model: a label from /models ('' = the first of the mode); image: '' (default frame), an example
-            caption, or a base64 image (data URL). Returns the first frame as a PNG data URL."""
+            model: a name or label from /models ('' = the first of the mode; a named model sets the mode);
+            image: '' (default frame), an example caption, or a base64 image (data URL). Returns the first
+            frame as a PNG data URL."""
             try:
                 s = session(request)
-                m = mode or manager.default_mode
+                info = store.named(model) if model else None
+                if model and info is None:
+                    names = ", ".join(sorted(x.name for x in store.models.values())) or "none"
+                    raise UserError(f"There is no model {model!r}. Installed models: {names}.")
+                m = mode or (info.mode if info else manager.default_mode)
                 if m not in ("world", "avatar"):
                     raise UserError("mode must be 'world' or 'avatar'")
-                s.mode, s.model_label = m, model or None
+                if info is not None and info.mode != m:
+                    raise UserError(f"The model {model!r} is a {info.mode} model, not a {m} one.")
+                s.mode, s.model_label = m, info.label if info else None
                 img = None
                 if image:
                     named = {e.caption: e.path for e in examples.gallery(m)}

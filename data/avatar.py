@@ -24,17 +24,12 @@ import cv2
 import numba
 import numpy as np
 
+from controls.landmarks import NAMES as LANDMARK_NAMES  # noqa: F401 (the layout the renders are labelled in)
+from controls.pose import NUM_LANDMARKS
 from data.avatar_motion import (FPS, J, OFFSETS, STANDING_CONFIG, WRIST_OFFSET, PerformanceConfig, Skeleton, Stage,
                                 forward_kinematics, performance)
 from data.clip import Clip
 
-LANDMARK_NAMES = ("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-                  "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
-                  "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
-                  "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip",
-                  "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel",
-                  "right_heel", "left_foot_index", "right_foot_index")
-NUM_LANDMARKS = 33
 FRAMINGS = ("head_shoulders", "upper_body", "half_body", "full_body")
 # body parts (the ids in the id buffer; -1 is background)
 PARTS = ("head", "hair", "neck", "torso", "pelvis", "right_upper_arm", "right_forearm", "right_hand",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.__main__ import summary
+from eval.evaluate import summary
 from eval.stats import load_features, rescore, same_truth, save_features
 
 SAME = ("model", "source", "trajectory", "control", "frames", "window", "windows")

@@ -8,10 +8,11 @@ from skimage.metrics import structural_similarity
 from controls.camera import rotation_homography  # noqa: F401  (re-exported: the warp baseline's homography)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images (or stacks of them) of the same shape."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB of two images (or stacks of them) of the same shape: uint8 (``peak`` 255) or
+    pixels in [-1, 1] (``peak`` 2)."""
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float(10 * np.log10(peak ** 2 / max(mse, peak ** 2 * 1e-15)))
 
 
 def psnr_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     import json
     from pathlib import Path
 
-    from eval.__main__ import ground_truth
+    from eval.evaluate import ground_truth
     from eval.rollout import reconstruct
     from model.autoencoder import VideoAutoencoder
     from model.runtime import add_dtype_argument

@@ -9,7 +9,7 @@ C channels, H, W pixels, h, w latent pixels.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn

@@ -38,7 +38,6 @@ from einops import rearrange
 
 from model.io import Pretrained
 from model.kernels import apply_rope, attention, modulated_norm
-from model.kernels.attention import frame_visibility
 
 # control features per token for each video frame a latent packs: 6 Plücker numbers (camera),
 # 33 landmark weights (pose); a token carries those of all its latent's frames
@@ -140,13 +139,6 @@ class RoPE3D(nn.Module):
         key_scale[first, :, : self.dt // 2] = 0.0
         key_scale[first, :, half: half + self.dt // 2] = 0.0
         return ang.cos().float(), ang.sin().float(), key_scale.flatten(0, 1)
-
-
-def frame_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int, mode: str) -> torch.Tensor:
-    """(Fq, Fk) bool [query frame, key frame] visible, from stream positions (0 = first frame)."""
-    if mode not in ("causal", "bidirectional"):
-        raise ValueError(f"mode must be 'causal' or 'bidirectional', got {mode!r}")
-    return frame_visibility(q_pos, k_pos, window, mode == "causal")
 
 
 def reproject_latents(z: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,8 @@ from model.runtime import CHOICES, compute_dtype
 LEGACY_PRECISION = {"bf16": "bfloat16", "fp32": "float32"}   # the names older run configs use
 
 RECIPE = ("autoencoder", "teacher", "adapt", "distill", "adversarial", "long")   # the paper's stages, in order
-STAGES = (*RECIPE, "pose_reader")   # and the pose_weight term's critic (pose-controlled presets)
+# and the pose_weight term's critic (pose-controlled presets), the adversarial decoder fine-tune (train/decoder_gan.py)
+STAGES = (*RECIPE, "pose_reader", "decoder")
 
 
 @dataclass
@@ -65,6 +66,12 @@ class TrainConfig:
     latent_l2: float = 1e-4
     ae_train: str = "all"               # all | decoder: the encoder frozen, so the latent space (and every DiT
                                         # trained in it) is unchanged and the latent statistics are kept
+    # decoder stage (train/decoder_gan.py): a trained autoencoder's decoder fine-tuned adversarially
+    gan_loss: str = "relativistic"      # relativistic (R3GAN, with exact R1 + R2 of weight r_gamma) | hinge
+    adv_weight: float = 0.5             # the adversarial term, times VQGAN's adaptive weight
+    fm_weight: float = 1.0              # feature matching on the discriminator's levels
+    temporal_weight: float = 0.0        # L1 of the frame-to-frame changes against the truth's (the latent boundary's
+                                        # jump weighted as the changes inside the latent together)
     # DiT stages
     clip_latents: int = 9               # latent frames per training window (first frame + 8)
     latent_clips: int = 0               # training clips to encode into the latent cache, 0 = all
@@ -124,6 +131,8 @@ class TrainConfig:
             raise ConfigError("truth_weight and pose_weight must be >= 0")
         if self.pose_weight and self.control != "pose":
             raise ConfigError("pose_weight is for pose control (control=pose)")
+        if self.gan_loss not in ("relativistic", "hinge"):
+            raise ConfigError(f"gan_loss must be relativistic or hinge, got {self.gan_loss!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
 
@@ -141,6 +150,7 @@ PRESETS: dict[str, dict] = {
         "adversarial": dict(lr=1e-4, beta1=0.0, beta2=0.9, r_lambda=10.0),
         "long": dict(lr=1e-4, beta1=0.0, beta2=0.9, r_lambda=10.0),
         "pose_reader": dict(lr=1e-3),
+        "decoder": dict(lr=1e-4, d_lr=2e-4, beta1=0.5, r_gamma=0.1, d_warmup=1, crop=16),
     },
     "world-128": {
         "common": dict(ae_preset="small", dit_preset="small", control="camera", reproject=True,
@@ -162,6 +172,10 @@ PRESETS: dict[str, dict] = {
         # 513-frame clips (docs/training.md)
         "long": dict(steps=100, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
                      long_burn_in=96, r_lambda=10.0, data="runs/data/world-128-long", ckpt_every=10, eval_every=100),
+        # the shipped autoencoder's decoder fine-tuned adversarially (train/decoder_gan.py), on 33-frame clips
+        "decoder": dict(init="assets/world/autoencoder", data="runs/data/world-128", steps=1500, batch_size=8,
+                        lr=5e-5, d_lr=2e-4, beta1=0.5, beta2=0.99, warmup=20, crop=64, still_fraction=0.1,
+                        r_gamma=0.1, d_warmup=50, ema=0.999, ckpt_every=100, eval_every=250),
     },
     # assets/world-mix (stops 18 and 22): the world-only models (world-128, assets/world) fine-tuned on the
     # world + photo-pan mix. The autoencoder's decoder only (its encoder, hence the latent space every
@@ -185,6 +199,10 @@ PRESETS: dict[str, dict] = {
         "long": dict(steps=150, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
                      long_burn_in=96, r_lambda=10.0, data="runs/data/world-128-long,runs/data/photo-128-long",
                      ckpt_every=10, eval_every=50),
+        # the shipped autoencoder's decoder fine-tuned adversarially (train/decoder_gan.py), on 33-frame clips
+        "decoder": dict(init="assets/world-mix/autoencoder", data="runs/data/world-128,runs/data/photo-128", steps=1500, batch_size=8,
+                        lr=5e-5, d_lr=2e-4, beta1=0.5, beta2=0.99, warmup=20, crop=64, still_fraction=0.1,
+                        r_gamma=0.1, d_warmup=50, ema=0.999, ckpt_every=100, eval_every=250),
     },
     # the avatar model starts from the world model (the same latent space, fine-tuned on avatar
     # clips; the DiT's weights transferred, its pose input new), see docs/training.md
@@ -210,6 +228,10 @@ PRESETS: dict[str, dict] = {
         # the critic of the long stage's pose_weight term (model/pose_reader.py), on the short clips' latents
         "pose_reader": dict(steps=1500, batch_size=32, lr=1e-3, warmup=50, lr_schedule="cosine", latent_noise=0.3,
                             ckpt_every=500, eval_every=500),
+        # the shipped autoencoder's decoder fine-tuned adversarially (train/decoder_gan.py), on 33-frame clips
+        "decoder": dict(init="assets/avatar/autoencoder", data="runs/data/avatar-128", steps=1500, batch_size=8,
+                        lr=5e-5, d_lr=2e-4, beta1=0.5, beta2=0.99, warmup=20, crop=64, still_fraction=0.1,
+                        r_gamma=0.1, d_warmup=50, ema=0.999, ckpt_every=100, eval_every=250),
     },
 }
 

@@ -106,3 +106,42 @@ def exact_r_penalty(d_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """
     (g,) = torch.autograd.grad(d_out.sum(), x, create_graph=True)
     return g.float().pow(2).flatten(1).sum(1).mean()
+
+
+# ----------------------------------------------------------------------------- adversarial decoder
+def hinge_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """Hinge discriminator loss (Lim & Ye 2017; the VQGAN decoder's, Esser et al. 2021):
+    relu(1 - D(real)) + relu(1 + D(fake))."""
+    return Fn.relu(1.0 - d_real.float()).mean() + Fn.relu(1.0 + d_fake.float()).mean()
+
+
+def hinge_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    """Hinge generator loss: -D(fake)."""
+    return -d_fake.float().mean()
+
+
+def temporal_difference_loss(fake: torch.Tensor, real: torch.Tensor, boundary: int = 1) -> torch.Tensor:
+    """L1 between the frame-to-frame changes of (B, F, 3, H, W) fake and real stacks (the motion
+    anchor of video decoders: the change between consecutive frames should be the truth's, not the
+    jump of two independent decodes). The first ``boundary`` steps (from the context frame across the
+    latent boundary) count as much as all the steps inside the latent together."""
+    d_fake = (fake[:, 1:] - fake[:, :-1]).float()
+    d_real = (real[:, 1:] - real[:, :-1]).float()
+    err = (d_fake - d_real).abs().flatten(2).mean(2)                      # (B, F - 1)
+    return err[:, :boundary].mean() + err[:, boundary:].mean()
+
+
+def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    """Feature matching (Wang et al. 2018, pix2pixHD eq. 4): the mean over the discriminator's
+    levels of the L1 distance between its features of the fake and of the paired real input (the
+    real side detached: it pulls the generator only)."""
+    return torch.stack([(f.float() - r.detach().float()).abs().mean() for f, r in zip(fake, real)]).mean()
+
+
+def adaptive_weight(rec: torch.Tensor, adv: torch.Tensor, last: torch.Tensor, max_weight: float = 1e4) -> torch.Tensor:
+    """VQGAN's adaptive adversarial weight (Esser et al. 2021, eq. 7): ||grad_L rec|| / ||grad_L adv||
+    at the generator's last layer ``last``, so the adversarial term pulls as hard as the
+    reconstruction does whatever the discriminator's scale; detached, clamped to [0, max_weight]."""
+    g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
+    g_adv = torch.autograd.grad(adv, last, retain_graph=True)[0]
+    return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0.0, max_weight).detach()

@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 from data.shards import ShardReader
 from data.video import contact_sheet, write_mp4
+from eval.metrics import psnr
 from model.autoencoder import PRESETS as AE_PRESETS
 from model.config import replace
 from model.runtime import autocast
@@ -36,9 +37,8 @@ def default_device() -> torch.device:
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [-1, 1]."""
-    mse = ((a.float().clamp(-1, 1) - b.float()) ** 2).mean().item() / 4.0
-    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+    """PSNR in dB of images in [-1, 1] (``a`` clamped to that range)."""
+    return psnr(a.float().clamp(-1, 1).cpu().numpy(), b.float().cpu().numpy(), peak=2.0)
 
 
 class AutoencoderStage(Stage):
@@ -783,5 +783,8 @@ class PoseReaderStage(Stage):
         return metrics
 
 
+from train.decoder_gan import DecoderGanStage  # noqa: E402
+
+STAGE_CLASSES.update(decoder=DecoderGanStage)
 STAGE_CLASSES.update(distill=DistillStage, adversarial=AdversarialStage, long=AdversarialStage,
                      pose_reader=PoseReaderStage)

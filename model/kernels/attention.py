@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from model.kernels.dispatch import choose
+from model.kernels.dispatch import choose, interpreter
 
 
 # ----------------------------------------------------------------------------- reference
@@ -58,6 +58,14 @@ except ImportError:  # pragma: no cover - CPU-only installs without triton use t
 if triton is not None:
 
     @triton.jit
+    def _dot(a, b, F32: tl.constexpr):
+        # Triton's CPU interpreter computes bf16 dots wrongly: there (F32) both sides go to fp32 first;
+        # on a GPU the inputs' dtype reaches the tensor cores
+        if F32:
+            return tl.dot(a.to(tl.float32), b.to(tl.float32))
+        return tl.dot(a, b)
+
+    @triton.jit
     def _visible(qf, kf, window, CAUSAL: tl.constexpr):
         # qf (M, 1), kf (1, N) int32 frame positions
         if CAUSAL:
@@ -69,7 +77,8 @@ if triton is not None:
     @triton.jit
     def _attn_fwd(Q, K, V, QF, KF, O, LSE,      # Q, O: (BH, Nq, E); K, V: (BH, Nk, E); LSE: (BH, Nq) fp32
                   Nq, Nk, window, sm_scale,      # runtime sizes, sliding window, 1/sqrt(E)
-                  CAUSAL: tl.constexpr, E: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                  CAUSAL: tl.constexpr, E: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  DOT_F32: tl.constexpr):
         pid_m, bh = tl.program_id(0), tl.program_id(1)
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_e = tl.arange(0, E)
@@ -85,7 +94,7 @@ if triton is not None:
             kv_off = bh * Nk * E + offs_n[:, None] * E + offs_e[None, :]
             k = tl.load(K + kv_off, mask=offs_n[:, None] < Nk, other=0.0)
             v = tl.load(V + kv_off, mask=offs_n[:, None] < Nk, other=0.0)
-            s = tl.dot(q, tl.trans(k)) * sm_scale
+            s = _dot(q, tl.trans(k), DOT_F32) * sm_scale
             vis = _visible(qf[:, None], kf[None, :], window, CAUSAL)
             s = tl.where(vis, s, float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, 1))
@@ -93,7 +102,7 @@ if triton is not None:
             p = tl.exp(s - m_safe[:, None])
             alpha = tl.exp(m_i - m_safe)
             l_i = l_i * alpha + tl.sum(p, 1)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+            acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, DOT_F32)
             m_i = m_new
         l_safe = tl.where(l_i > 0.0, l_i, 1.0)
         out = acc / l_safe[:, None]
@@ -105,7 +114,8 @@ if triton is not None:
     @triton.jit
     def _attn_bwd_dkdv(Q, K, V, QF, KF, DO, LSE, DELTA, DK, DV,   # DELTA: rowsum(dO * O), (BH, Nq) fp32
                        Nq, Nk, window, sm_scale,
-                       CAUSAL: tl.constexpr, E: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                       CAUSAL: tl.constexpr, E: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                       DOT_F32: tl.constexpr):
         pid_n, bh = tl.program_id(0), tl.program_id(1)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_e = tl.arange(0, E)
@@ -123,20 +133,21 @@ if triton is not None:
             qf = tl.load(QF + offs_m, mask=offs_m < Nq, other=0)
             lse = tl.load(LSE + bh * Nq + offs_m, mask=offs_m < Nq, other=float("inf"))
             delta = tl.load(DELTA + bh * Nq + offs_m, mask=offs_m < Nq, other=0.0)
-            s = tl.dot(q, tl.trans(k)) * sm_scale                      # (M, N)
+            s = _dot(q, tl.trans(k), DOT_F32) * sm_scale                      # (M, N)
             vis = _visible(qf[:, None], kf[None, :], window, CAUSAL) & (offs_m[:, None] < Nq)
             p = tl.where(vis, tl.exp(s - lse[:, None]), 0.0)
-            dv += tl.dot(tl.trans(p).to(do.dtype), do)
-            dp = tl.dot(do, tl.trans(v))
+            dv += _dot(tl.trans(p).to(do.dtype), do, DOT_F32)
+            dp = _dot(do, tl.trans(v), DOT_F32)
             ds = p * (dp - delta[:, None]) * sm_scale
-            dk += tl.dot(tl.trans(ds).to(q.dtype), q)
+            dk += _dot(tl.trans(ds).to(q.dtype), q, DOT_F32)
         tl.store(DK + kv_off, dk.to(DK.dtype.element_ty), mask=offs_n[:, None] < Nk)
         tl.store(DV + kv_off, dv.to(DV.dtype.element_ty), mask=offs_n[:, None] < Nk)
 
     @triton.jit
     def _attn_bwd_dq(Q, K, V, QF, KF, DO, LSE, DELTA, DQ,
                      Nq, Nk, window, sm_scale,
-                     CAUSAL: tl.constexpr, E: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                     CAUSAL: tl.constexpr, E: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                     DOT_F32: tl.constexpr):
         pid_m, bh = tl.program_id(0), tl.program_id(1)
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_e = tl.arange(0, E)
@@ -153,12 +164,12 @@ if triton is not None:
             k = tl.load(K + kv_off, mask=offs_n[:, None] < Nk, other=0.0)
             v = tl.load(V + kv_off, mask=offs_n[:, None] < Nk, other=0.0)
             kf = tl.load(KF + offs_n, mask=offs_n < Nk, other=-1)
-            s = tl.dot(q, tl.trans(k)) * sm_scale
+            s = _dot(q, tl.trans(k), DOT_F32) * sm_scale
             vis = _visible(qf[:, None], kf[None, :], window, CAUSAL)
             p = tl.where(vis, tl.exp(s - lse[:, None]), 0.0)
-            dp = tl.dot(do, tl.trans(v))
+            dp = _dot(do, tl.trans(v), DOT_F32)
             ds = p * (dp - delta[:, None]) * sm_scale
-            dq += tl.dot(ds.to(k.dtype), k)
+            dq += _dot(ds.to(k.dtype), k, DOT_F32)
         tl.store(DQ + q_off, dq.to(DQ.dtype.element_ty), mask=offs_m[:, None] < Nq)
 
 
@@ -181,7 +192,8 @@ class _TritonAttention(torch.autograd.Function):
         lse = torch.empty((B * H, Nq), device=q.device, dtype=torch.float32)
         scale = 1.0 / math.sqrt(E)
         _attn_fwd[(triton.cdiv(Nq, BM), B * H)](q3, k3, v3, qf, kf, o, lse, Nq, Nk, int(window), scale,
-                                                CAUSAL=bool(causal), E=E, BLOCK_M=BM, BLOCK_N=BN)
+                                                CAUSAL=bool(causal), E=E, BLOCK_M=BM, BLOCK_N=BN,
+                                                DOT_F32=interpreter())
         ctx.save_for_backward(q3, k3, v3, qf, kf, o, lse)
         ctx.meta = (B, H, Nq, Nk, E, int(window), bool(causal), scale, BM, BN)
         return o.view(B, H, Nq, E)
@@ -194,9 +206,11 @@ class _TritonAttention(torch.autograd.Function):
         delta = (do3.float() * o.float()).sum(-1).contiguous()
         dq, dk, dv = torch.empty_like(q3), torch.empty_like(k3), torch.empty_like(v3)
         _attn_bwd_dkdv[(triton.cdiv(Nk, BN), B * H)](q3, k3, v3, qf, kf, do3, lse, delta, dk, dv, Nq, Nk, window,
-                                                     scale, CAUSAL=causal, E=E, BLOCK_M=BM, BLOCK_N=BN)
+                                                     scale, CAUSAL=causal, E=E, BLOCK_M=BM, BLOCK_N=BN,
+                                                     DOT_F32=interpreter())
         _attn_bwd_dq[(triton.cdiv(Nq, BM), B * H)](q3, k3, v3, qf, kf, do3, lse, delta, dq, Nq, Nk, window,
-                                                   scale, CAUSAL=causal, E=E, BLOCK_M=BM, BLOCK_N=BN)
+                                                   scale, CAUSAL=causal, E=E, BLOCK_M=BM, BLOCK_N=BN,
+                                                   DOT_F32=interpreter())
         return (dq.view(B, H, Nq, E), dk.view(B, H, Nk, E), dv.view(B, H, Nk, E), None, None, None, None)
 
 

@@ -19,6 +19,7 @@ def triton_available() -> bool:
 
 
 def interpreter() -> bool:
+    """Whether Triton kernels run in its CPU interpreter (TRITON_INTERPRET=1, set by the tests)."""
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 

@@ -89,6 +89,19 @@ def test_bad_requests_get_messages_and_the_app_keeps_serving(server):
     assert c.predict(api_name="/models")["models"]
 
 
+def test_models_are_named_plainly_and_an_unknown_one_is_an_error(server):
+    c = gradio_client.Client(server, verbose=False)
+    names = {m["name"]: m["mode"] for m in c.predict(api_name="/models")["models"]}
+    assert names == {"world-tiny": "world", "avatar-tiny": "avatar"}
+    r = c.predict(mode="", model="avatar-tiny", seed=0, image="", api_name="/start")      # the name sets the mode
+    assert r["ok"] and r["mode"] == "avatar" and r["model"].startswith("avatar-tiny")
+    r = c.predict(mode="world", model="world-mix", seed=0, image="", api_name="/start")
+    assert not r["ok"] and "world-mix" in r["error"] and "avatar-tiny, world-tiny" in r["error"]
+    r = c.predict(mode="world", model="avatar-tiny", seed=0, image="", api_name="/start")
+    assert not r["ok"] and "avatar model" in r["error"]
+    c.predict(api_name="/stop")
+
+
 def test_cli_defaults_are_safe():
     a = parse_args([])
     assert a.host == "127.0.0.1" and a.port == 7860 and not a.share and a.max_upload_mb == 20

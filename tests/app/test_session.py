@@ -352,3 +352,19 @@ def test_unavailable_mode_is_a_clear_error(make_manager, tmp_path):
     with pytest.raises(SessionError, match="No avatar"):
         take(s, 1)
     assert m.slots.in_use == 0
+
+
+def test_readout_rates_count_steps_not_the_frames_of_one_step():
+    """The 4 frames of a step share a timestamp: right after Start the rate says nothing (it
+    said 3000000 fps), and over a few steps it is the true rate."""
+    from app.session import Timings
+
+    t = Timings()
+    t.made.extend([10.0] * 4)
+    assert t.rate(t.made, now=10.0) == 0.0
+    for k in range(1, 6):                              # a step of 4 frames every 1/6 s: 24 fps
+        t.made.extend([10.0 + k / 6] * 4)
+    assert t.rate(t.made, now=10.0 + 5 / 6) == pytest.approx(24.0)
+    shown = Timings().shown
+    shown.extend(100.0 + k / 24 for k in range(25))
+    assert Timings.rate(shown, now=101.0) == pytest.approx(24.0)

@@ -74,7 +74,7 @@ def test_reconstruct_in_chunks_equals_whole_encode_decode():
 
 
 def test_evaluate_scores_the_autoencoder_bound_beside_the_methods(tmp_path):
-    from eval.__main__ import evaluate
+    from eval.evaluate import evaluate
     from eval.metrics import psnr_per_frame
     from eval.report import table
 
@@ -96,7 +96,7 @@ def test_evaluate_scores_the_autoencoder_bound_beside_the_methods(tmp_path):
 def test_evaluate_reports_what_a_viewer_sees_and_drives_worlds_with_user_trajectories(tmp_path):
     """Detail kept, pulse and mosaic per window for every method and the autoencoder row, the
     truth's own pulse beside them; ``trajectory`` renders the same worlds under a named behaviour."""
-    from eval.__main__ import evaluate, ground_truth
+    from eval.evaluate import evaluate, ground_truth
     from eval.metrics import detail_kept, pulse
     from eval.report import table
 
@@ -120,7 +120,7 @@ def test_evaluate_reports_what_a_viewer_sees_and_drives_worlds_with_user_traject
 
 def test_evaluate_a_pose_model_reports_akd_per_body_part(tmp_path):
     pytest.importorskip("mediapipe")
-    from eval.__main__ import evaluate
+    from eval.evaluate import evaluate
 
     ae, dit = _tiny(control="pose")
     ae.save_pretrained(tmp_path / "autoencoder")

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from eval.__main__ import evaluate
+from eval.evaluate import evaluate
 from eval.merge import main, merge, merge_features, merge_features_side_by_side
 from tests.eval.test_stats import tiny_model_and_net
 

@@ -180,7 +180,7 @@ def tiny_model_and_net(tmp_path):
 def test_evaluate_writes_features_that_rescore_to_its_own_figures(tmp_path):
     import json
 
-    from eval.__main__ import evaluate
+    from eval.evaluate import evaluate
 
     tiny_model_and_net(tmp_path)
     r = evaluate(str(tmp_path / "m"), ["aapt", "autoencoder"], clips=3, n_frames=41, window=20,

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from model.config import replace
-from model.dit import PRESETS, VideoDiT, frame_mask, maps_from_first, reproject_latents, transfer_weights
+from model.dit import PRESETS, VideoDiT, maps_from_first, reproject_latents, transfer_weights
+from model.kernels.attention import frame_visibility
 
 
 def _model(**kw) -> VideoDiT:
@@ -117,7 +118,7 @@ def test_position_shift_invariance_for_unlimited_streams():
 
 
 def test_first_frame_is_always_visible():
-    mask = frame_mask(torch.arange(8), torch.arange(8), 2, "causal")
+    mask = frame_visibility(torch.arange(8), torch.arange(8), 2, True)
     assert mask[:, 0].all()
     assert not mask[0, 1:].any()                   # the first frame sees only itself
     assert mask[7].tolist() == [True, False, False, False, False, True, True, True]

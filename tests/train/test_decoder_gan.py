@@ -1,0 +1,79 @@
+"""The adversarial decoder fine-tune (train/decoder_gan.py): the encoder and latent space stay exactly
+as they were, the decoder moves, the stacks it is judged on are what a viewer sees across a
+latent boundary, and the losses do what they claim."""
+import numpy as np
+import pytest
+import torch
+
+from data.shards import ShardReader
+from model.autoencoder import VideoAutoencoder
+from model.patch_discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+from train import losses
+from train.config import resolve
+from train.decoder_gan import START, STACK, STILL, StackSampler
+from train.loop import train
+
+
+def _cfg(stage, data, run_dir, **kw):
+    return resolve("tiny", stage, dict(data=str(data), run_dir=str(run_dir), **kw))
+
+
+@pytest.mark.parametrize("gan_loss", ["relativistic", "hinge"])
+def test_the_decoder_stage_trains_only_the_decoder(tiny_data, tmp_path, gan_loss):
+    train(_cfg("autoencoder", tiny_data, tmp_path))
+    final = train(_cfg("decoder", tiny_data, tmp_path, gan_loss=gan_loss, steps=3, eval_every=3))
+    old = VideoAutoencoder.from_pretrained(tmp_path / "autoencoder" / "final" / "model").state_dict()
+    new_ae = VideoAutoencoder.from_pretrained(final / "model")
+    new = new_ae.state_dict()
+    assert new_ae.config == VideoAutoencoder.from_pretrained(tmp_path / "autoencoder" / "final" / "model").config
+    for k in old:
+        if k.startswith("encoder."):
+            assert torch.equal(old[k], new[k]), k                 # the latent space every generator uses
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
+    PatchDiscriminator.from_pretrained(final / "discriminator")
+    log = (tmp_path / "decoder" / "log.csv").read_text()
+    assert "d_loss" in log and "g_adv" in log and "fm" in log
+    ev = (tmp_path / "decoder" / "eval.jsonl").read_text()
+    assert "val_detail" in ev and "val_pulse" in ev
+
+
+def test_stacks_are_consecutive_frames_across_a_latent_boundary(tiny_data):
+    reader = ShardReader(tiny_data / "train")
+    s = StackSampler(reader, fpl=4, crop=16, still_fraction=0.3)
+    pp, prev, cur, kind = s.sample(64, np.random.default_rng(0))
+    assert cur.shape == (64, 5, 3, 16, 16) and set(kind.tolist()) == {STACK, START, STILL}
+    for b in range(64):
+        if kind[b] == STILL:
+            assert (cur[b] == cur[b, :1]).all() and torch.equal(prev[b], cur[b]) and torch.equal(pp[b], cur[b])
+        else:
+            assert torch.equal(cur[b, 0], prev[b, -1])            # the context frame ends the previous chunk
+            if kind[b] == STACK:
+                assert torch.equal(prev[b, 0], pp[b, -1])
+            else:
+                assert (pp[b] == pp[b, :1]).all()                 # START: the first frame, coded alone
+
+
+def test_the_patch_discriminator_judges_every_frame_of_the_stack():
+    torch.manual_seed(0)
+    d = PatchDiscriminator(PatchDiscriminatorConfig(frames=5))
+    x = torch.randn(2, 5, 3, 64, 64, requires_grad=True)
+    logits, feats = d(x)
+    assert logits.shape == (2, 8, 8) and len(feats) == 3
+    logits.sum().backward()
+    assert all(x.grad[:, f].abs().sum() > 0 for f in range(5))   # the context frame counts too
+    with pytest.raises(ValueError, match="stacks of 5"):
+        d(torch.randn(1, 4, 3, 64, 64))
+
+
+def test_adversarial_decoder_losses():
+    real, fake = torch.tensor([2.0, -0.5]), torch.tensor([-2.0, 0.5])
+    assert losses.hinge_d_loss(real, fake) == pytest.approx((0 + 1.5) / 2 + (0 + 1.5) / 2)
+    assert losses.hinge_g_loss(fake) == pytest.approx(0.75)
+    f = [torch.ones(2, 3), torch.zeros(2, 4)]
+    r = [torch.zeros(2, 3, requires_grad=True), torch.ones(2, 4)]
+    fm = losses.feature_matching_loss(f, r)
+    assert fm.item() == pytest.approx(1.0) and not fm.requires_grad     # the real side is detached
+    w = torch.ones(3, requires_grad=True)
+    x = torch.tensor([1.0, 2.0, 3.0])
+    rec, adv = (w * x).sum(), 0.5 * (w * x).sum()
+    assert losses.adaptive_weight(rec, adv, w).item() == pytest.approx(2.0, rel=1e-3)
