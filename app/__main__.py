@@ -57,7 +57,7 @@ def exposure_warning(host: str, share: bool) -> str | None:
     if not where:
         return None
     return ("WARNING: AAPT Live is open to " + " and ".join(where) + ": there is no login, and each visitor "
-            "can use a stream slot, the CPU and uploads (see README, Security).")
+            "can use a stream slot, the CPU and uploads (see docs/security.md).")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,19 +1,20 @@
-"""The results report: tables, drift plots and strips from ``python -m eval`` outputs, into the README.
+"""The results report: tables, drift plots and strips from ``python -m eval`` outputs, into docs/results.md.
 
-    python -m eval.report --results runs/eval --out docs/results [--readme README.md]
+    python -m eval.report --results runs/eval --out docs/results [--doc docs/results.md]
 
 Reads every ``*.json`` written by ``python -m eval --json`` under ``--results`` (and the
 ``*.mp4`` videos beside them, from ``--videos``), writes one section per result into ``<out>``
 (``<name>.md``, a copy of ``<name>.json``, drift plots and strips: truth over each method, PNG),
-joins every section there into ``<out>/results.md``, and replaces the README section between
-``<!-- results:start -->`` and ``<!-- results:end -->`` with the same content. A result that was
-not re-run keeps the section it had.
+and replaces the part of ``--doc`` between ``<!-- results:start -->`` and ``<!-- results:end -->``
+with every section in ``<out>`` (images linked relative to ``--doc``). A result that was not re-run
+keeps the section it had.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +204,8 @@ def strip(video_dir: Path, path: Path, frames: tuple[int, ...] = (0, 12, 24, 48,
     return True
 
 
-def section(name: str, r: dict, results: Path, out: Path) -> str:
+def section(name: str, r: dict, results: Path, out: Path, links: str = "results") -> str:
+    """One result's section; its images are linked as ``<links>/<file>`` (``<out>`` seen from the document)."""
     """The markdown section of one result (table, revisit line, drift plot, strip)."""
     on = f" on {r['source']} clips" if r.get("source") not in (None, r["model"]) else ""
     parts = [f"### {name}: {r['model']} model{on}, {r['clips']} clips x {r['frames']} frames "
@@ -227,29 +229,29 @@ def section(name: str, r: dict, results: Path, out: Path) -> str:
                   ", ".join(f"{m} {_f(v, 1)} dB" for m, v in rv.items() if m in NAMES)]
     if len(r["windows"]) > 1:
         drift_plot(r, out / f"{name}-drift.png")
-        parts += ["", f"![drift {name}](docs/results/{name}-drift.png)"]
+        parts += ["", f"![drift {name}]({links}/{name}-drift.png)"]
     # the first clip's videos (eval --videos), then any more clips' from
     # `python -m eval ... --first-clip K --clips 1 --videos runs/eval/<name>/clipK`
     vd = results / name
     for videos, stem, caption in [(vd, name, "Strip ")] + [
             (d, f"{name}-{d.name}", f"Strip of test clip {d.name[4:]}: ") for d in sorted(vd.glob("clip*"))]:
         if strip(videos, out / f"{stem}-strip.png"):
-            parts += ["", f"![strips {stem}](docs/results/{stem}-strip.png)",
+            parts += ["", f"![strips {stem}]({links}/{stem}-strip.png)",
                       "", caption + (out / f"{stem}-strip.txt").read_text()]
     return "\n".join(parts)
 
 
-def build(results: Path, out: Path) -> str:
+def build(results: Path, out: Path, links: str = "results") -> str:
     """Sections for every ``*.json`` under ``results``; each is kept in ``out`` as ``<name>.md``
-    beside a copy of its JSON, and ``results.md`` joins every section in ``out``, so results
-    measured in an earlier session (whose run folder is gone) stay in the report."""
+    beside a copy of its JSON, and the returned text joins every section in ``out``, so results
+    measured earlier (whose run folder is gone) stay in the report."""
     out.mkdir(parents=True, exist_ok=True)
     for f in sorted(results.glob("*.json")):
         text = f.read_text()
         r = json.loads(text)
         if results.resolve() != out.resolve():
             (out / f.name).write_text(text)
-        (out / f"{f.stem}.md").write_text(section(f.stem, r, results, out) + "\n")
+        (out / f"{f.stem}.md").write_text(section(f.stem, r, results, out, links) + "\n")
     parts = ["## Results", "",
              "Regenerate with `python -m eval.report --results runs/eval --out docs/results` after the "
              "`python -m eval` runs listed in each table's caption (a result not re-run keeps its section "
@@ -258,14 +260,11 @@ def build(results: Path, out: Path) -> str:
              "the autoencoder (bound)\", where a table has it, scores the true video encoded and decoded: "
              "no generator that decodes these latents can do better."]
     for f in sorted(out.glob("*.md")):
-        if f.name != "results.md":
-            parts += ["", f.read_text().rstrip("\n")]
-    text = "\n".join(parts) + "\n"
-    (out / "results.md").write_text(text)
-    return text
+        parts += ["", f.read_text().rstrip("\n")]
+    return "\n".join(parts) + "\n"
 
 
-def update_readme(readme: Path, text: str) -> None:
+def update_doc(readme: Path, text: str) -> None:
     s = readme.read_text()
     block = f"{START}\n{text}{END}"
     if START in s and END in s:
@@ -279,11 +278,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="runs/eval")
     p.add_argument("--out", default="docs/results")
-    p.add_argument("--readme", default="README.md", help="README to update ('' to skip)")
+    p.add_argument("--doc", default="docs/results.md", help="document to update ('' to skip)")
     a = p.parse_args(argv)
-    text = build(Path(a.results), Path(a.out))
-    if a.readme:
-        update_readme(Path(a.readme), text)
+    links = os.path.relpath(a.out, Path(a.doc).parent if a.doc else ".")
+    text = build(Path(a.results), Path(a.out), links)
+    if a.doc:
+        update_doc(Path(a.doc), text)
     print(text)
 
 

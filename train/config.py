@@ -173,11 +173,12 @@ PRESETS: dict[str, dict] = {
         "long": dict(steps=100, batch_size=2, lr=1e-5, d_lr=2e-4, beta1=0.0, beta2=0.9, ema=0.99, long_latents=32,
                      long_burn_in=96, r_lambda=10.0, data="runs/data/world-128-long", ckpt_every=10, eval_every=100),
         # the shipped autoencoder's decoder fine-tuned adversarially (train/decoder_gan.py), on 33-frame clips
-        "decoder": dict(init="assets/world/autoencoder", data="runs/data/world-128", steps=1500, batch_size=8,
-                        lr=5e-5, d_lr=2e-4, beta1=0.5, beta2=0.99, warmup=20, crop=64, still_fraction=0.1,
-                        r_gamma=0.1, d_warmup=50, ema=0.999, ckpt_every=100, eval_every=250),
+        "decoder": dict(init="assets/world/autoencoder", data="runs/data/world-128", steps=2000, batch_size=8,
+                        lr=1e-4, d_lr=4e-4, beta1=0.5, beta2=0.99, warmup=20, crop=64, still_fraction=0.1,
+                        r_gamma=0.1, d_warmup=50, ema=0.99, adv_weight=1.5, temporal_weight=1.0,
+                        ckpt_every=250, eval_every=500),
     },
-    # assets/world-mix (stops 18 and 22): the world-only models (world-128, assets/world) fine-tuned on the
+    # assets/world-mix: the world-only models (world-128, assets/world) fine-tuned on the
     # world + photo-pan mix. The autoencoder's decoder only (its encoder, hence the latent space every
     # DiT works in, unchanged) and the adapt model from their world-only selves, then the one-step chain
     # in the order of the recipe: distill from the mix adapt, adversarial from that, long from that.
@@ -200,9 +201,10 @@ PRESETS: dict[str, dict] = {
                      long_burn_in=96, r_lambda=10.0, data="runs/data/world-128-long,runs/data/photo-128-long",
                      ckpt_every=10, eval_every=50),
         # the shipped autoencoder's decoder fine-tuned adversarially (train/decoder_gan.py), on 33-frame clips
-        "decoder": dict(init="assets/world-mix/autoencoder", data="runs/data/world-128,runs/data/photo-128", steps=1500, batch_size=8,
-                        lr=5e-5, d_lr=2e-4, beta1=0.5, beta2=0.99, warmup=20, crop=64, still_fraction=0.1,
-                        r_gamma=0.1, d_warmup=50, ema=0.999, ckpt_every=100, eval_every=250),
+        "decoder": dict(init="assets/world-mix/autoencoder", data="runs/data/world-128,runs/data/photo-128", steps=2000, batch_size=8,
+                        lr=1e-4, d_lr=4e-4, beta1=0.5, beta2=0.99, warmup=20, crop=64, still_fraction=0.1,
+                        r_gamma=0.1, d_warmup=50, ema=0.99, adv_weight=1.5, temporal_weight=1.0,
+                        ckpt_every=250, eval_every=500),
     },
     # the avatar model starts from the world model (the same latent space, fine-tuned on avatar
     # clips; the DiT's weights transferred, its pose input new), see docs/training.md
@@ -229,9 +231,10 @@ PRESETS: dict[str, dict] = {
         "pose_reader": dict(steps=1500, batch_size=32, lr=1e-3, warmup=50, lr_schedule="cosine", latent_noise=0.3,
                             ckpt_every=500, eval_every=500),
         # the shipped autoencoder's decoder fine-tuned adversarially (train/decoder_gan.py), on 33-frame clips
-        "decoder": dict(init="assets/avatar/autoencoder", data="runs/data/avatar-128", steps=1500, batch_size=8,
-                        lr=5e-5, d_lr=2e-4, beta1=0.5, beta2=0.99, warmup=20, crop=64, still_fraction=0.1,
-                        r_gamma=0.1, d_warmup=50, ema=0.999, ckpt_every=100, eval_every=250),
+        "decoder": dict(init="assets/avatar/autoencoder", data="runs/data/avatar-128", steps=2000, batch_size=8,
+                        lr=1e-4, d_lr=4e-4, beta1=0.5, beta2=0.99, warmup=20, crop=64, still_fraction=0.1,
+                        r_gamma=0.1, d_warmup=50, ema=0.99, adv_weight=1.5, temporal_weight=1.0,
+                        ckpt_every=250, eval_every=500),
     },
 }
 

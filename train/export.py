@@ -16,11 +16,12 @@ import torch
 from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT
 from model.discriminator import Discriminator
+from model.patch_discriminator import PatchDiscriminator
 from model.pose_reader import PoseReader
 from model.runtime import STORAGE_DTYPE
 
 CLASSES = {"VideoAutoencoder": VideoAutoencoder, "VideoDiT": VideoDiT, "Discriminator": Discriminator,
-           "PoseReader": PoseReader}
+           "PoseReader": PoseReader, "PatchDiscriminator": PatchDiscriminator}
 
 
 def model_class(path: Path) -> type:
@@ -32,6 +33,8 @@ def model_class(path: Path) -> type:
         return Discriminator
     if "blocks" in cfg:
         return PoseReader
+    if "widths" in cfg and "frames" in cfg:
+        return PatchDiscriminator
     return VideoDiT
 
 

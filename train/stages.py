@@ -652,8 +652,9 @@ class AdversarialStage(DiffusionStage):
             metrics["teacher_mse"] = t_loss.item()
         if self.cfg.truth_weight and a + self.S <= self.gt.shape[1]:
             # the first frame and the poses fix the avatar's next frames: where the rollout has lost the person,
-            # the true frame is where it should return (training.md, stop 32). A world's camera reveals new ground:
-            # there the term buys PSNR with blur, FVD-lite worse over a minute (stop 33)
+            # the true frame is where it should return (docs/training.md, "The ground truth as a target in the long
+            # stage"). A world's camera reveals new ground: there the term buys PSNR with blur, FVD-lite worse over a
+            # minute ("The ground truth as a target for the world")
             r_loss = ((fake_seg.float() - self.gt[:, a:a + self.S].float()) ** 2).mean()
             loss = loss + self.cfg.truth_weight * r_loss
             metrics["truth_mse"] = r_loss.item()

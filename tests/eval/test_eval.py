@@ -142,10 +142,10 @@ def test_every_method_makes_a_video_from_the_first_frame(method):
     assert np.array_equal(video[0], clip.frames[0])
 
 
-def test_report_tables_plots_and_readme_block(tmp_path):
+def test_report_tables_plots_and_results_document_block(tmp_path):
     import json
 
-    from eval.report import END, START, build, table, update_readme
+    from eval.report import END, START, build, table, update_doc
 
     res = tmp_path / "runs"
     res.mkdir()
@@ -202,7 +202,7 @@ def test_report_tables_plots_and_readme_block(tmp_path):
     assert (tmp_path / "docs" / "avatar-96-drift.png").is_file()
     readme = tmp_path / "README.md"
     readme.write_text(f"# X\n\n{START}\nold\n{END}\n\nafter\n")
-    update_readme(readme, text)
+    update_doc(readme, text)
     s = readme.read_text()
     assert "old" not in s and "after" in s and s.count(START) == 1 and "**AAPT**" in s
 
@@ -252,7 +252,7 @@ def test_report_strips_the_first_clip_and_any_further_clips(tmp_path):
             write_mp4(d / f"{name}.mp4", rng.integers(0, 255, (25, 16, 16, 3), dtype=np.uint8))
     text = build(res, out)
     first, more = out / "avatar-24-strip.png", out / "avatar-24-clip5-strip.png"
-    assert "](docs/results/avatar-24-strip.png)" in text and "](docs/results/avatar-24-clip5-strip.png)" in text
+    assert "](results/avatar-24-strip.png)" in text and "](results/avatar-24-clip5-strip.png)" in text
     assert "Strip of test clip 5: rows: ground_truth, aapt\nframes: 0, 12, 24" in text
     assert text.index("avatar-24-strip.png") < text.index("avatar-24-clip5-strip.png")
     h = read_video(res / "avatar-24" / "aapt.mp4").shape[1]
