@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import math
 import sys
 import time
 
@@ -56,21 +57,34 @@ def native_bf16_cpu() -> bool:
     return bool(cpu_flags() & set(BF16_FLAGS)) and cpu_capability().startswith("AVX512")
 
 
-def _median_ms(fn, repeats: int = 3) -> float:
+def _best_ms(fn, repeats: int = 5) -> float:
+    """The fastest of ``repeats`` timed calls after a warm-up: other processes only ever add time,
+    so the minimum, not the median, is what the hardware does (a median under load once made a
+    native-bf16 CPU pick fp32)."""
     fn()                                                          # warm-up (oneDNN primitive creation)
     ts = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t)
-    return sorted(ts)[len(ts) // 2] * 1e3
+    return min(ts) * 1e3
 
 
 @functools.lru_cache(maxsize=None)
 def probe_cpu() -> dict[str, float]:
     """Milliseconds of a 512^3 matmul and a 64-channel 3x3 conv at 64x64 (the engine's two kinds
-    of work: the DiT's matmuls, the decoder's convs), in fp32 and bf16. About 20 ms where bf16
-    is native; called only there."""
+    of work: the DiT's matmuls, the decoder's convs), in fp32 and bf16, best of 5, on one thread (the
+    dtypes' ratio is the instruction set's; several threads on a busy machine add scheduling noise of
+    tens of milliseconds). About 50 ms where bf16 is native; called only there."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _probe()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _probe() -> dict[str, float]:
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(512, 512, generator=g), torch.randn(512, 512, generator=g)
     x, w = torch.randn(1, 64, 64, 64, generator=g), torch.randn(64, 64, 3, 3, generator=g)
@@ -78,8 +92,8 @@ def probe_cpu() -> dict[str, float]:
     with torch.no_grad():
         for name, dt in DTYPES.items():
             a_, b_, x_, w_ = a.to(dt), b.to(dt), x.to(dt), w.to(dt)
-            out[f"matmul_{name}_ms"] = _median_ms(lambda: a_ @ b_)
-            out[f"conv_{name}_ms"] = _median_ms(lambda: torch.nn.functional.conv2d(x_, w_, padding=1))
+            out[f"matmul_{name}_ms"] = _best_ms(lambda: a_ @ b_)
+            out[f"conv_{name}_ms"] = _best_ms(lambda: torch.nn.functional.conv2d(x_, w_, padding=1))
     return {k: round(v, 3) for k, v in out.items()}
 
 
@@ -95,11 +109,11 @@ def _auto(device_type: str) -> tuple[torch.dtype, str]:
     if not native_bf16_cpu():
         return torch.float32, f"CPU {cpu_capability()} without native bf16 (bf16 would be emulated)"
     p = probe_cpu()
-    bf16 = p["matmul_bfloat16_ms"] + p["conv_bfloat16_ms"]
-    fp32 = p["matmul_float32_ms"] + p["conv_float32_ms"]
-    if bf16 < fp32:
-        return torch.bfloat16, f"CPU {cpu_capability()} with native bf16, {fp32 / bf16:.1f}x fp32 in the probe"
-    return torch.float32, f"CPU {cpu_capability()} with bf16 flags, but bf16 {bf16 / fp32:.1f}x slower in the probe"
+    # the geometric mean of the two speed-ups: one op slowed by another process cannot outvote the other
+    gain = math.sqrt(p["matmul_float32_ms"] / p["matmul_bfloat16_ms"] * p["conv_float32_ms"] / p["conv_bfloat16_ms"])
+    if gain > 1.0:
+        return torch.bfloat16, f"CPU {cpu_capability()} with native bf16, {gain:.1f}x fp32 in the probe"
+    return torch.float32, f"CPU {cpu_capability()} with bf16 flags, but bf16 {1 / gain:.1f}x slower in the probe"
 
 
 def _device_type(device: str | torch.device | None) -> str:

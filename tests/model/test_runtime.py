@@ -63,6 +63,25 @@ def test_a_native_bf16_cpu_computes_in_bf16_where_the_probe_finds_it_faster(fres
     assert "slower" in runtime.precision_info()["auto_reason"]
 
 
+def test_one_op_slowed_by_another_process_does_not_flip_the_choice(fresh):
+    """The two speed-ups are combined geometrically: a conv that another process slowed to 0.8x
+    cannot outvote a matmul 25x faster in bf16 (a sum of milliseconds did, under load)."""
+    fresh.setattr(runtime, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    fresh.setattr(runtime, "cpu_capability", lambda: "AVX512")
+    fresh.setattr(runtime, "probe_cpu", lambda: {"matmul_float32_ms": 7.5, "matmul_bfloat16_ms": 0.3,
+                                                 "conv_float32_ms": 32.0, "conv_bfloat16_ms": 39.0})
+    assert runtime.compute_dtype() == torch.bfloat16
+
+
+def test_the_probe_runs_on_one_thread_and_restores_the_count():
+    if not runtime.native_bf16_cpu():
+        pytest.skip("no native bf16 here: the probe never runs on this CPU")
+    n = torch.get_num_threads()
+    runtime.probe_cpu.cache_clear()
+    runtime.probe_cpu()
+    assert torch.get_num_threads() == n
+
+
 def test_cuda_computes_in_bf16_where_the_gpu_has_it(fresh):
     fresh.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert runtime.compute_dtype("auto", "cuda") == torch.bfloat16
