@@ -49,8 +49,10 @@ def laplacian_variance(frames: np.ndarray) -> np.ndarray:
 def detail_kept(video: np.ndarray, truth: np.ndarray) -> float:
     """Fine detail of ``video`` against the truth's over the same frames: the ratio of their mean
     Laplacian variances. 1 keeps the truth's detail, 0.1 is a soft picture; blotches and noise
-    raise it too, so a value above about 1.3 means artifacts, not detail (read it beside FVD-lite)."""
-    return float(laplacian_variance(video).mean() / max(laplacian_variance(truth).mean(), 1e-9))
+    raise it too, so a value above about 1.3 means artifacts, not detail (read it beside FVD-lite). The
+    truth's variance is floored at 1 grey level squared: a truth with no detail at all (a camera
+    pressed against a wall) makes any picture on it "detail" of thousands, which it is not."""
+    return float(laplacian_variance(video).mean() / max(laplacian_variance(truth).mean(), 1.0))
 
 
 STILL = 0.05      # grey levels of mean frame change below which a video counts as standing still
