@@ -29,7 +29,7 @@ from data.trajectories import user_trajectory
 from data.video import write_mp4
 from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, window_features
-from eval.metrics import detail_kept, grid_peak, mosaic, psnr_per_frame, pulse, ssim_per_frame
+from eval.metrics import VIEW_METRICS, detail_kept, grid_peak, mosaic, psnr_per_frame, pulse, ssim_per_frame
 from eval.pose import pooled_akd, pooled_parts, pooled_pck, pose_errors
 from eval.stats import add_fvd_stats, content_accuracy, content_accuracy_by_kind, content_label, save_features
 from eval.rollout import METHODS, Controls, generate, load_method, reconstruct
@@ -156,7 +156,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         out["floor"]["content_by_kind"] = content_accuracy_by_kind(net, gt_feats, labels)
     for m in methods:
         r = res[m]
-        pc = {k: r[k] for k in ("psnr_1s", "ssim_1s", "psnr", "detail", "pulse", "mosaic", "ms_per_latent")}
+        pc = {k: r[k] for k in ("psnr_1s", "ssim_1s", "psnr", *VIEW_METRICS, "ms_per_latent")}
         if control == "camera":
             pc.update(rot_err=_per_clip(r["cam"], "rot_err"), trans_err=_per_clip(r["cam"], "trans_err"))
         o = summary(pc, METHODS[m].steps if m in METHODS else None)
@@ -186,7 +186,7 @@ def summary(pc: dict, steps: int | None) -> dict:
     ms = float(np.median(pc["ms_per_latent"]))
     o = {"psnr_1s": float(np.mean(pc["psnr_1s"])), "ssim_1s": float(np.mean(pc["ssim_1s"])),
          "psnr": [float(np.mean(p)) for p in pc["psnr"]], "ms_per_latent": ms, "fps": 4000.0 / ms, "steps": steps}
-    for k in ("detail", "pulse", "mosaic"):                          # per window, nan-aware (a still window has no pulse)
+    for k in VIEW_METRICS:                          # per window, nan-aware (a still window has no pulse)
         if k in pc:
             o[k] = [float(np.nanmean(v)) if np.isfinite(np.asarray(v, float)).any() else float("nan") for v in pc[k]]
     if "rot_err" in pc:

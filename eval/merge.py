@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.evaluate import summary
+from eval.metrics import VIEW_METRICS
 from eval.stats import load_features, rescore, same_truth, save_features
 
 SAME = ("model", "source", "trajectory", "control", "frames", "window", "windows")
@@ -167,7 +168,7 @@ def merge(results: list[dict], features: str | Path | None = None, net=None, n_b
             return clip_values(r, o.get("per_clip"), o, k, per_window)
 
         pc = {k: joined(lambda r, k=k: values(r, k, False)) for k in ("psnr_1s", "ssim_1s", "ms_per_latent")}
-        seen = [k for k in ("detail", "pulse", "mosaic")
+        seen = [k for k in VIEW_METRICS
                 if all(k in r["methods"][m].get("per_clip", {}) for r in results)]   # runs from before them lack them
         pc.update({k: joined_windows(lambda r, k=k: values(r, k, True)) for k in ("psnr", "rot_err", "trans_err", *seen)})
         out["methods"][m] = {**summary(pc, o0.get("steps")), "per_clip": pc}

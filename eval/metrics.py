@@ -55,6 +55,7 @@ def detail_kept(video: np.ndarray, truth: np.ndarray) -> float:
     return float(laplacian_variance(video).mean() / max(laplacian_variance(truth).mean(), 1.0))
 
 
+VIEW_METRICS = ("detail", "pulse", "mosaic")      # what a viewer sees, per window (the functions below)
 STILL = 0.05      # grey levels of mean frame change below which a video counts as standing still
 
 
