@@ -71,10 +71,12 @@ def build_avatar(out: Path) -> list[Path]:
         from data.sources import make_clip
 
         for i, seed in enumerate(WORLD_SEEDS[:4]):
-            frame = make_clip("avatar", seed, 1, 128).frames[0]
+            clip = make_clip("avatar", seed, 1, 128)
             p = d / ("default.png" if i == 0 else f"avatar-{seed}.png")
-            Image.fromarray(frame).save(p, optimize=True)
-            files.append(p)
+            Image.fromarray(clip.frames[0]).save(p, optimize=True)
+            pose = p.with_suffix(".pose.json")     # the avatar's body for retargeting (app/examples.py)
+            pose.write_text(json.dumps(np.round(clip.landmarks[0].astype(float), 5).tolist()))
+            files += [p, pose]
     from data.photo import load_photo
 
     for i, name in enumerate(PEOPLE):

@@ -2,10 +2,14 @@
 
 Layout: ``<dir>/<mode>/*.png|jpg`` (``default.*`` first: the mode's default frame) and
 ``<dir>/motions/*.npz``. An avatar render dropped into ``avatar/`` as ``default.png`` is picked
-up without code changes.
+up without code changes. A render may have its true pose beside it, ``<stem>.pose.json`` (33 rows
+of [x, y, z, visibility]): the avatar's body for retargeting (controls/retarget.py), where MediaPipe
+finds no person in a small render.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +57,25 @@ class Examples:
             self._cache[path] = np.asarray(Image.open(path).convert("RGB"))
         return self._cache[path]
 
+    def poses(self) -> dict[str, np.ndarray]:
+        """{image digest: (33, 4) true pose} of every example with a ``.pose.json`` beside it."""
+        out = {}
+        for mode in ("avatar",):
+            for e in self.gallery(mode):
+                side = e.path.with_suffix(".pose.json")
+                if side.is_file():
+                    out[image_digest(self.load(e.path))] = np.asarray(json.loads(side.read_text()), np.float32)
+        return out
+
     def default(self, mode: str) -> np.ndarray | None:
         g = self.gallery(mode)
         return self.load(g[0].path) if g else None
 
     def motions(self) -> dict[str, Path]:
         return list_motions(self.dir / "motions")
+
+
+def image_digest(image: np.ndarray) -> str:
+    """A key of an image's pixels (the same picture, from a file or the page, has the same key)."""
+    a = np.ascontiguousarray(image, dtype=np.uint8)
+    return hashlib.sha1(a.tobytes() + str(a.shape).encode()).hexdigest()

@@ -24,14 +24,16 @@ from typing import Iterator
 
 import numpy as np
 
+from app.examples import image_digest
 from app.models import ModelInfo, ModelStore
 from app.recorder import Recorder
 from controls.camera_input import CameraInput
-from controls.detector import MIN_SIDE, PoseDetector, as_rgb_frame
+from controls.detector import MIN_SIDE, PoseDetector, as_rgb_frame, find_person
 from controls.landmarks import draw_skeleton, to_square
 from controls.motion import RecordedMotion
+from controls.pose import NUM_LANDMARKS
 from controls.pose_input import PoseInput
-from model.engine import StepTiming, StreamingEngine, prepare_image
+from model.engine import ControlError, StepTiming, StreamingEngine, prepare_image
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +248,9 @@ class Session:
         self.engine: StreamingEngine | None = None
         self.engine_label: str | None = None
         self.camera = CameraInput()
-        self.pose = PoseInput()
+        self.pose = PoseInput(retarget="relative")
+        self.body_note = ""                            # why the avatar moves a standard body, if it does
+        self._bodies: dict[str, np.ndarray | None] = {}   # image digest -> the avatar's body in it
         self.detector: PoseDetector | None = None
         self.pose_source = "webcam"                   # webcam | motion
         self.webcam_shape: tuple[int, int] | None = None
@@ -310,6 +314,30 @@ class Session:
             self.pose.set_motion(None)
             self.pose_source = "webcam"
 
+    def set_retarget(self, mode: str | None) -> None:
+        """How the driver moves the avatar: ``relative`` (each bone's turn since the driver's first
+        pose), ``mirror`` (the driver's bone directions) or None (the driver's landmarks as they are)."""
+        self.touch()
+        self.pose.set_retarget(mode)
+        self.pose.set_body(self.pose.body)
+
+    def avatar_body(self, image: np.ndarray) -> np.ndarray | None:
+        """The avatar's own (33, 4) pose in a first frame, normalised to the model's square: a
+        shipped render's true pose, else what MediaPipe finds (None, with ``body_note`` set, when
+        it finds nobody: the avatar then moves a standard body)."""
+        key = image_digest(image)
+        if key not in self._bodies:
+            body = self.manager.example_poses.get(key)
+            if body is None:
+                H, W = image.shape[:2]
+                lm = find_person(image)
+                body = None if lm is None else to_square(lm, W, H)
+            self._bodies[key] = body
+        body = self._bodies[key]
+        self.body_note = "" if body is not None else (
+            "No person found in the first frame: the avatar follows you with a standard body.")
+        return body
+
     def webcam_frame(self, frame: np.ndarray | None) -> np.ndarray | None:
         """One webcam frame: detect the body, feed the pose control; returns the preview (frame + skeleton)."""
         self.touch()
@@ -331,7 +359,11 @@ class Session:
         H, W = rgb.shape[:2]
         self.pose.push(None if lm is None else to_square(lm, W, H), t)
         self.control_at = t
-        return _preview(rgb, lm)
+        preview = _preview(rgb, lm)
+        if self.pose.retargeter is None:
+            return preview
+        # beside the driver, the retargeted pose the model receives
+        return np.concatenate([preview, _pose_canvas(self.pose.current(), preview.shape[0])], 1)
 
     def set_first_frame(self, mode: str, image: np.ndarray | None) -> np.ndarray | None:
         """Choose the first frame of a mode (None: the default); returns what the model will see.
@@ -390,6 +422,8 @@ class Session:
             img = np.full((engine.size, engine.size, 3), 127, np.uint8)
         first = engine.reset(img, int(self.seed))
         self.camera.reset()
+        if engine.mode == "pose":
+            self.pose.set_body(self.avatar_body(np.asarray(img)))
         self.pose.reset()
         if self.pose_source == "motion" and self.pose.motion is not None:
             self.pose.set_motion(self.pose.motion)
@@ -613,6 +647,10 @@ class Session:
             parts.append(f"pose {T.med(T.pose_ms):.0f} ms{size} ({self.pose.status})")
         elif self.mode == "avatar":
             parts.append(self.pose.status)
+        if self.mode == "avatar" and self.pose_source == "webcam":
+            parts.append(f"retarget: {self.pose.retarget_mode or 'off'}")
+            if self.body_note:
+                parts.append(self.body_note)
         if self.mode == "avatar" and self.pose_source == "webcam" and self.webcam_note:
             parts.append(f"webcam: {self.webcam_note}")
         if T.latency_ms:
@@ -656,12 +694,28 @@ class Session:
             engine = self.engine
             frames = None
             for _ in range(max(1, int(steps))):
-                c = control if control is not None else self._controls(engine)
+                if control is None:
+                    c = self._controls(engine)
+                elif engine.mode == "pose":
+                    c = self._api_pose(engine, control)
+                else:
+                    c = control
                 frames = engine.step(c)
                 self.frame_index += len(frames)
             t = engine.timing
             return frames, {"frame_index": self.frame_index, "step_ms": round(t.total_ms, 2),
                             "dit_ms": round(t.dit_ms, 2), "decode_ms": round(t.decode_ms, 2)}
+
+
+    def _api_pose(self, engine: StreamingEngine, control: np.ndarray) -> np.ndarray:
+        """Driving landmarks from the API, (33, 4) or (fpl, 33, 4), through the same retargeting
+        and smoothing as the webcam's: one with nothing visible is nobody (hold, then relax)."""
+        c = np.asarray(control, dtype=np.float32)
+        if c.shape == (NUM_LANDMARKS, 4):
+            c = np.repeat(c[None], engine.fpl, 0)
+        if c.shape != (engine.fpl, NUM_LANDMARKS, 4):
+            raise ControlError(f"pose control must have shape ({NUM_LANDMARKS}, 4) or ({engine.fpl}, {NUM_LANDMARKS}, 4), got {c.shape}")
+        return self.pose.follow(c, self.frame_index / self.manager.fps, self.manager.fps)
 
 
 DETECT_WIDTH = 320     # MediaPipe takes 41 ms a 640x480 frame here and 24 ms at 320x240, same landmarks
@@ -712,9 +766,12 @@ class SessionManager:
 
     def __init__(self, store: ModelStore, defaults: dict[str, np.ndarray | None], motions: dict[str, Path],
                  max_streams: int = 2, idle_timeout: float = 300.0, fps: float = 24.0, max_record_s: float = 600.0,
-                 record_dir: str | None = None, describe=None, orphan_s: float = 15.0, reap_every: float = 2.0):
+                 record_dir: str | None = None, describe=None, orphan_s: float = 15.0, reap_every: float = 2.0,
+                 example_poses: dict[str, np.ndarray] | None = None):
+        """``example_poses``: {image digest: true (33, 4) pose} of the shipped avatar renders (app/examples.py)."""
         self.store = store
         self.defaults = defaults
+        self.example_poses = example_poses or {}
         self.motions = motions
         self.slots = Slots(max_streams)
         self.idle_timeout = idle_timeout

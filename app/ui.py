@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 UI = {"api_visibility": "undocumented"}      # page events stay out of the API docs; the API is /models /start /step /stop
 WEBCAM, MOTION = "Webcam", "Recorded motion"
+RELATIVE = "relative motion"
+# how the driver moves the avatar (controls/retarget.py): its label in the page -> the retarget mode
+RETARGET = {RELATIVE: "relative", "mirror my pose": "mirror", "my landmarks as they are": None}
 # a small capture is plenty for pose detection and halves the browser's and the server's work per frame
 WEBCAM_CONSTRAINTS = {"video": {"width": {"ideal": 320}, "height": {"ideal": 240}}}
 SLIDER_LABELS = {"yaw": "Turn right °/frame", "pitch": "Look up °/frame", "roll": "Roll °/frame",
@@ -107,7 +110,7 @@ def build(cfg: AppConfig) -> tuple[gr.Blocks, SessionManager, dict]:
     examples = Examples(cfg.examples)
     manager = SessionManager(store, {m: examples.default(m) for m in ("world", "avatar")}, examples.motions(),
                              max_streams=cfg.max_streams, idle_timeout=cfg.idle_timeout, fps=cfg.fps,
-                             max_record_s=cfg.max_record_s, describe=describe)
+                             max_record_s=cfg.max_record_s, describe=describe, example_poses=examples.poses())
     motions = list(manager.motions)
 
     def session(request: gr.Request):
@@ -151,17 +154,21 @@ def build(cfg: AppConfig) -> tuple[gr.Blocks, SessionManager, dict]:
                     with gr.Tab("Avatar", id="avatar", elem_id="aapt-avatar") as tab_avatar:
                         gr.Markdown(manager.unavailable_message("avatar") if not store.for_mode("avatar")
                                                   else "")
-                        gr.Markdown("Stand back so the camera sees as much of you as it can; the avatar mirrors you.")
-                        source = gr.Radio([WEBCAM, MOTION], value=WEBCAM, label="Drive the avatar with",
-                                          elem_id="aapt-source")
+                        gr.Markdown("Sitting or standing, near or far: the avatar keeps its own body and takes "
+                                    "your motion. Bones the camera does not see hold still.")
+                        with gr.Row():
+                            source = gr.Radio([WEBCAM, MOTION], value=WEBCAM, label="Drive the avatar with",
+                                              elem_id="aapt-source")
+                            retarget = gr.Radio(list(RETARGET), value=RELATIVE, label="Your motion",
+                                                elem_id="aapt-retarget")
                         motion = gr.Dropdown(motions, value=motions[0] if motions else None, label="Recorded motion",
                                              elem_id="aapt-motion", visible=False)
                         with gr.Row():
                             webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
                                               elem_id="aapt-webcam", height=240,
                                               webcam_options=gr.WebcamOptions(mirror=True, constraints=WEBCAM_CONSTRAINTS))
-                            skeleton = LiveImage(label="Pose the model follows", format="jpeg", interactive=False,
-                                                elem_id="aapt-skeleton", height=240)
+                            skeleton = LiveImage(label="You, and the pose the model follows", format="jpeg",
+                                                 interactive=False, elem_id="aapt-skeleton", height=240)
                     with gr.Tab("World", id="world", elem_id="aapt-world") as tab_world:
                         gr.Markdown(manager.unavailable_message("world") if not store.for_mode("world")
                                                  else "")
@@ -338,6 +345,12 @@ def build(cfg: AppConfig) -> tuple[gr.Blocks, SessionManager, dict]:
             return gr.update(visible=source_value == MOTION)
 
         source.change(on_source, [source, motion], [motion], queue=False, **UI)
+
+        @guard
+        def on_retarget(value, request: gr.Request):
+            session(request).set_retarget(RETARGET.get(value, "relative"))
+
+        retarget.change(on_retarget, [retarget], None, queue=False, **UI)
         motion.change(on_source, [source, motion], [motion], queue=False, **UI)
 
         # ------------------------------------------------------------------ first frame

@@ -208,6 +208,19 @@ def clip_reprojection_maps(K: np.ndarray, w2c: np.ndarray, width: int, height: i
     return out
 
 
+def clip_frame_maps(K: np.ndarray, w2c: np.ndarray, width: int, height: int, fpl: int = 4) -> np.ndarray:
+    """(k, fpl, 3, 3) maps of a clip of 1 + fpl k frames: latent frame j's video frames
+    fpl (j - 1) + 1 + i, each to video frame fpl (j - 1), the last frame before them (what a
+    reference decoder warps, model/autoencoder.py)."""
+    k = (K.shape[0] - 1) // fpl
+    out = np.empty((k, fpl, 3, 3), np.float32)
+    for j in range(k):
+        r = fpl * j
+        for i in range(fpl):
+            out[j, i] = reprojection_map(K[r], w2c[r], K[r + 1 + i], w2c[r + 1 + i], width, height)
+    return out
+
+
 def clip_camera_tokens(K: np.ndarray, w2c: np.ndarray, width: int, height: int, grid: int, fpl: int = 4) -> np.ndarray:
     """(1 + k, T, 6 fpl) camera tokens of a clip of 1 + fpl k frames; latent frame 0 is zeros."""
     F = K.shape[0]

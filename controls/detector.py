@@ -126,3 +126,18 @@ class PoseDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def find_person(image: np.ndarray, min_side: int = 256) -> np.ndarray | None:
+    """The pose of the person in a still image (static mode, upscaled to ``min_side`` when smaller):
+    (33, 4) landmarks normalised to the image, or None when nobody is found."""
+    rgb = as_rgb_frame(image)
+    if rgb is None:
+        return None
+    if min(rgb.shape[:2]) < min_side:
+        from PIL import Image
+
+        s = min_side / min(rgb.shape[:2])
+        rgb = np.asarray(Image.fromarray(rgb).resize((round(rgb.shape[1] * s), round(rgb.shape[0] * s)), Image.BICUBIC))
+    with PoseDetector(model_complexity=1, tracking=False) as d:
+        return d.detect(rgb)

@@ -4,8 +4,9 @@
     pose.push(detector.detect(frame), t)        # whenever a webcam frame arrives (None: nobody)
     controls = pose.next_frames(4, t)           # (4, 33, 4) for the next latent frame
 
-Detections are smoothed (``LandmarkSmoother``: One Euro filter, hold then relax to neutral
-when nobody is in view). Webcam frames come at their own rate, the engine asks for 4 frames at
+Detections are retargeted onto the avatar's own body (``Retargeter``, controls/retarget.py; the
+body is ``set_body``'s first-frame pose) and smoothed (``LandmarkSmoother``: One Euro filter, hold
+then relax to the avatar's rest pose when nobody is in view). Webcam frames come at their own rate, the engine asks for 4 frames at
 a time: ``next_frames`` spreads the move from the last pose it emitted to the newest one over
 those frames, so the avatar moves every frame and ends each chunk on the newest pose. When the
 webcam goes quiet (no frames for ``stale_s``), that counts as nobody in view. A recorded motion,
@@ -17,30 +18,60 @@ import threading
 
 import numpy as np
 
+from controls.landmarks import neutral_pose, sanitize
 from controls.motion import RecordedMotion
 from controls.pose import NUM_LANDMARKS
+from controls.retarget import MODES, Retargeter, RetargetConfig
 from controls.smoothing import LandmarkSmoother, SmootherConfig
 
 
 class PoseInput:
     """Latest body pose of one stream and the per-frame controls made from it; thread-safe."""
 
-    def __init__(self, smoother: SmootherConfig | None = None, stale_s: float = 0.3):
+    def __init__(self, smoother: SmootherConfig | None = None, stale_s: float = 0.3, retarget: str | None = None):
+        """``retarget``: a mode of controls/retarget.py (``mirror`` or ``relative``), or None: the
+        driver's landmarks are used as they are (absolute positions)."""
         self.smoother = LandmarkSmoother(smoother)
         self.stale_s = stale_s
         self._lock = threading.Lock()
         self.motion: RecordedMotion | None = None
         self.motion_pos = 0
+        self.body = neutral_pose()
+        self.retargeter: Retargeter | None = None
+        self.driver: np.ndarray | None = None          # the last detection as it came (the preview's)
+        self.set_retarget(retarget)
+
+    def set_body(self, rest: np.ndarray | None) -> None:
+        """The avatar's own body, its (33, 4) pose on its first frame (None: the standard body):
+        retargeting keeps its bones, and nobody in view relaxes to it. Resets the stream's pose."""
+        self.body = neutral_pose() if rest is None else sanitize(rest)
+        self.smoother.neutral = self.body.copy()
+        if self.retargeter is not None:
+            self.retargeter.set_rest(self.body)
         self.reset()
 
+    def set_retarget(self, mode: str | None) -> None:
+        """``mirror``, ``relative`` or None (off); resets the stream's pose."""
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"retarget mode must be one of {MODES} or None, got {mode!r}")
+        self.retargeter = None if mode is None else Retargeter(self.body, RetargetConfig(mode=mode))
+        self.reset()
+
+    @property
+    def retarget_mode(self) -> str | None:
+        return None if self.retargeter is None else self.retargeter.config.mode
+
     def reset(self) -> None:
-        """Back to the neutral pose (the motion, if any, restarts)."""
+        """Back to the avatar's rest pose (the motion, if any, restarts)."""
         with self._lock:
             self.smoother.reset()
+            if self.retargeter is not None:
+                self.retargeter.reset()
             self.emitted = self.smoother.pose.copy()
             self.last_push: float | None = None
             self.motion_pos = 0
             self.detected = False
+            self.driver = None
 
     def set_motion(self, motion: RecordedMotion | None) -> None:
         """Drive from a recorded motion (None: back to the webcam)."""
@@ -49,12 +80,27 @@ class PoseInput:
             self.motion_pos = 0
 
     def push(self, landmarks: np.ndarray | None, t: float) -> np.ndarray:
-        """One webcam detection at time t (s); returns the smoothed pose now in use."""
+        """One detection at time t (s); returns the smoothed (retargeted) pose now in use."""
         with self._lock:
-            self.last_push = t
-            pose = self.smoother.update(landmarks, t)
-            self.detected = self.smoother.status == "tracking"    # a pose with nothing visible is nobody
-            return pose
+            return self._push(landmarks, t)
+
+    def _push(self, landmarks: np.ndarray | None, t: float) -> np.ndarray:
+        self.last_push = t
+        self.driver = None if landmarks is None else sanitize(landmarks)
+        if self.retargeter is not None:
+            landmarks = self.retargeter(landmarks, t)
+        pose = self.smoother.update(landmarks, t)
+        self.detected = self.smoother.status == "tracking"        # a pose with nothing visible is nobody
+        return pose
+
+    def follow(self, landmarks: np.ndarray, t: float, fps: float = 24.0) -> np.ndarray:
+        """Driving poses given frame by frame (the API): (n, 33, 4), frame j at t + j / fps, each
+        retargeted and smoothed as a detection (one with nothing visible is nobody: hold, then
+        relax) -> (n, 33, 4) float32 controls, one per frame."""
+        with self._lock:
+            out = [self._push(lm, t + j / fps) for j, lm in enumerate(np.asarray(landmarks, np.float32))]
+            self.emitted = out[-1].copy()
+            return np.stack(out).astype(np.float32)
 
     @property
     def status(self) -> str:

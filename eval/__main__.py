@@ -16,7 +16,7 @@ from pathlib import Path
 
 from data.trajectories import USER_SCRIPTS
 import eval.evaluate as what
-from eval.evaluate import ASSETS, RECON, evaluate
+from eval.evaluate import ASSETS, BASELINES, RECON, evaluate
 from eval.rollout import METHODS
 from model.runtime import add_dtype_argument
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__ + "\n" + what.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="model directory: autoencoder/ plus one directory per method")
-    p.add_argument("--methods", nargs="+", default=None, choices=[*METHODS, RECON],
+    p.add_argument("--methods", nargs="+", default=None, choices=[*METHODS, RECON, *BASELINES],
                    help=f"default: those present of {list(METHODS)}, and {RECON}")
     p.add_argument("--clips", type=int, default=8)
     p.add_argument("--first-clip", type=int, default=0,
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     add_dtype_argument(p)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    methods = a.methods or [m for m, spec in METHODS.items() if (Path(a.model) / spec.model).is_dir()] + [RECON]
+    methods = a.methods or [m for m, spec in METHODS.items()
+                            if (Path(a.model) / spec.model).is_dir() and not spec.reencode] + [RECON]
     r = evaluate(a.model, methods, a.clips, a.frames, a.window, a.features, a.source, not a.no_revisit, a.seed,
                  a.videos, a.features_out, a.n_boot, a.first_clip, a.dtype, a.trajectory)
     r["command"] = "python -m eval " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))

@@ -25,7 +25,8 @@ from data.shards import ShardReader
 from data.video import contact_sheet
 from eval.metrics import psnr_per_frame, rotation_homography, warp_frame
 from model.autoencoder import VideoAutoencoder
-from model.dit import VideoDiT, maps_from_first, reproject_latents
+from model.dit import VideoDiT, maps_from_first
+from model.warp import reproject_latents
 from model.sampling import rollout_one_step, sample_causal
 from model.runtime import add_dtype_argument, autocast, compute_dtype, precision_info
 from train.data import to_pixels, to_uint8

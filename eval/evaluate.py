@@ -11,7 +11,10 @@ detail kept, the Laplacian variance over the truth's: about 1 is sharp, 0.1 soft
 artifacts), ``pulse`` (frame change across latent boundaries over inside them: 1 is smooth) and
 ``mosaic`` (power at the 16-px patch grid over the truth's: 1 is none); the truth's own pulse and
 grid peak are in ``floor``. The row ``autoencoder`` scores the ground truth encoded and decoded by
-the model's autoencoder: the bound of every generator that decodes its latents. Beside each
+the model's autoencoder: the bound of every generator that decodes its latents. For camera models the
+no-network rows ``repeat`` (the first frame held) and ``warp`` (the first frame warped in pixels by
+the commanded rotation, edges replicated) sit beside them, and ``psnr_1s_seen`` scores the first
+second on the pixels that were in view in frame 0 alone. Beside each
 FVD-lite figure (eval/stats.py): its 90 % bootstrap interval over the clips, the drift's interval,
 FD-infinity (the few-clip bias extrapolated away) and the share of windows whose content (world
 kind, avatar) the feature network still recognises.
@@ -26,7 +29,9 @@ import torch
 
 from data.sources import make_clip, split_seed, world_clip_from_controls
 from data.trajectories import user_trajectory
+from controls.camera import reprojection_map
 from data.video import write_mp4
+from eval.baselines import warp_baseline
 from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, window_features
 from eval.metrics import VIEW_METRICS, detail_kept, grid_peak, mosaic, psnr_per_frame, pulse, ssim_per_frame
@@ -36,9 +41,22 @@ from eval.rollout import METHODS, Controls, generate, load_method, reconstruct
 from model.autoencoder import VideoAutoencoder
 from model.engine import check_pair
 from model.runtime import compute_dtype, precision_info
+from model.warp import sample_points
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 RECON = "autoencoder"      # the ground truth through the autoencoder, beside the methods
+BASELINES = ("repeat", "warp")   # no network: the first frame held, or warped by the commanded rotation
+
+
+def seen_masks(K: np.ndarray, w2c: np.ndarray, size: int) -> np.ndarray:
+    """(F, size, size) bool: the pixels of each frame that were in view in frame 0 (rotation
+    and zoom, model/warp.py)."""
+    maps = np.stack([reprojection_map(K[0], w2c[0], K[f], w2c[f], size, size) for f in range(len(K))])
+    return sample_points(torch.from_numpy(maps), size, size)[1].numpy()
+
+
+def baseline(name: str, gt: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
+    return np.repeat(gt[:1], len(gt), 0) if name == "repeat" else warp_baseline(gt, K, w2c)
 
 
 def ground_truth(source: str, index: int, n_frames: int, size: int, trajectory: str | None = None):
@@ -80,7 +98,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     model_dir = Path(model_dir)
     ae = VideoAutoencoder.from_pretrained(model_dir / "autoencoder").eval()
     net = VideoFeatureNet.from_pretrained(features).eval() if features else None   # "" = no FVD-lite
-    dits = {m: load_method(model_dir, m) for m in methods if m != RECON}
+    dits = {m: load_method(model_dir, m) for m in methods if m in METHODS}
     if not dits:
         raise ValueError(f"evaluate needs at least one of {list(METHODS)} beside {RECON!r}")
     for dit in dits.values():
@@ -91,7 +109,9 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     source = source or ("avatar" if control == "pose" else "world")
     wins = windows(n_frames, window)
     gt_feats = [[] for _ in wins]
-    res = {m: {"psnr_1s": [], "ssim_1s": [], "feats": [[] for _ in wins], "cam": [[] for _ in wins],
+    if control != "camera" and any(m in BASELINES for m in methods):
+        raise ValueError(f"the no-network rows {BASELINES} need a camera model")
+    res = {m: {"psnr_1s": [], "psnr_1s_seen": [], "ssim_1s": [], "feats": [[] for _ in wins], "cam": [[] for _ in wins],
                "psnr": [[] for _ in wins], "detail": [[] for _ in wins], "pulse": [[] for _ in wins],
                "mosaic": [[] for _ in wins],
                "pose": [[] for _ in wins], "ms_per_latent": []} for m in methods}
@@ -105,6 +125,7 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         if net is not None:
             labels.append(content_label(clip.meta, net.config.contents))
         ctl = Controls(K=clip.K, w2c=clip.w2c, landmarks=clip.landmarks)
+        seen = seen_masks(clip.K[:25], clip.w2c[:25], size) if control == "camera" else None
         for w, (a, b) in enumerate(wins):
             floor_view["pulse"][w].append(pulse(gt[a:b], fpl))
             floor_view["grid_peak"][w].append(grid_peak(gt[a:b]))
@@ -119,7 +140,9 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         for m in methods:
             t = time.perf_counter()
             if m == RECON:
-                video = reconstruct(ae, gt, dtype=dtype)
+                video = reconstruct(ae, gt, dtype=dtype, maps=ctl.frame_maps(size, n_frames, fpl))
+            elif m in BASELINES:
+                video = baseline(m, gt, clip.K, clip.w2c)
             else:
                 video = generate(ae, dits[m], m, gt[0], ctl, n_frames, seed=seed + i, dtype=dtype)
             res[m]["ms_per_latent"].append((time.perf_counter() - t) * 1e3 / ((n_frames - 1) // 4))
@@ -127,6 +150,8 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
                 write_mp4(Path(videos) / f"{m}.mp4", video)
             res[m]["psnr_1s"].append(float(psnr_per_frame(video[1:25], gt[1:25]).mean()))
             res[m]["ssim_1s"].append(float(ssim_per_frame(video[1:25], gt[1:25]).mean()))
+            if seen is not None:
+                res[m]["psnr_1s_seen"].append(float(np.nanmean(psnr_per_frame(video[1:25], gt[1:25], seen[1:25]))))
             for w, (a, b) in enumerate(wins):
                 res[m]["psnr"][w].append(float(psnr_per_frame(video[max(a, 1):b], gt[max(a, 1):b]).mean()))
                 res[m]["detail"][w].append(detail_kept(video[max(a, 1):b], gt[max(a, 1):b]))
@@ -158,6 +183,8 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         r = res[m]
         pc = {k: r[k] for k in ("psnr_1s", "ssim_1s", "psnr", *VIEW_METRICS, "ms_per_latent")}
         if control == "camera":
+            pc["psnr_1s_seen"] = r["psnr_1s_seen"]
+        if control == "camera":
             pc.update(rot_err=_per_clip(r["cam"], "rot_err"), trans_err=_per_clip(r["cam"], "trans_err"))
         o = summary(pc, METHODS[m].steps if m in METHODS else None)
         if control == "camera":
@@ -186,6 +213,8 @@ def summary(pc: dict, steps: int | None) -> dict:
     ms = float(np.median(pc["ms_per_latent"]))
     o = {"psnr_1s": float(np.mean(pc["psnr_1s"])), "ssim_1s": float(np.mean(pc["ssim_1s"])),
          "psnr": [float(np.mean(p)) for p in pc["psnr"]], "ms_per_latent": ms, "fps": 4000.0 / ms, "steps": steps}
+    if pc.get("psnr_1s_seen"):
+        o["psnr_1s_seen"] = float(np.mean(pc["psnr_1s_seen"]))
     for k in VIEW_METRICS:                          # per window, nan-aware (a still window has no pulse)
         if k in pc:
             o[k] = [float(np.nanmean(v)) if np.isfinite(np.asarray(v, float)).any() else float("nan") for v in pc[k]]

@@ -168,6 +168,8 @@ def merge(results: list[dict], features: str | Path | None = None, net=None, n_b
             return clip_values(r, o.get("per_clip"), o, k, per_window)
 
         pc = {k: joined(lambda r, k=k: values(r, k, False)) for k in ("psnr_1s", "ssim_1s", "ms_per_latent")}
+        if all("psnr_1s_seen" in r["methods"][m].get("per_clip", {}) for r in results):
+            pc["psnr_1s_seen"] = joined(lambda r: values(r, "psnr_1s_seen", False))
         seen = [k for k in VIEW_METRICS
                 if all(k in r["methods"][m].get("per_clip", {}) for r in results)]   # runs from before them lack them
         pc.update({k: joined_windows(lambda r, k=k: values(r, k, True)) for k in ("psnr", "rot_err", "trans_err", *seen)})

@@ -15,9 +15,12 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     return float(10 * np.log10(peak ** 2 / max(mse, peak ** 2 * 1e-15)))
 
 
-def psnr_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(F, H, W, 3) x2 -> (F,) PSNR of each frame."""
-    return np.array([psnr(x, y) for x, y in zip(a, b)])
+def psnr_per_frame(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(F, H, W, 3) x2 -> (F,) PSNR of each frame; with ``mask`` (F, H, W) bool, over its pixels
+    alone (a frame with none: nan)."""
+    if mask is None:
+        return np.array([psnr(x, y) for x, y in zip(a, b)])
+    return np.array([psnr(x[m], y[m]) if m.any() else np.nan for x, y, m in zip(a, b, mask)])
 
 
 def ssim_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:

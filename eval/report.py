@@ -22,8 +22,10 @@ import numpy as np
 NAMES = {"teacher": "teacher (bidirectional, multi-step)", "adapt": "adapt (causal, multi-step)",
          "distill": "distill (1 step)", "adversarial": "adversarial (1 step, no long stage)",
          "aapt": "**AAPT** (full recipe, 1 step)",
+         "aapt_reencode": "AAPT recycling the frames shown, encoded again",
          "long": "AAPT's long stage alone (no interpolation)", "adversarial_tf": "adversarial, teacher forcing (ablation)",
-         "autoencoder": "ground truth through the autoencoder (bound)"}
+         "autoencoder": "ground truth through the autoencoder (bound)",
+         "repeat": "first frame held (no network)", "warp": "first frame warped by the camera (no network)"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -95,7 +97,9 @@ def table(r: dict) -> str:
     # the kind the feature net reads best (cities 9 windows in 10 on the truth): whether a world stays a city
     city = content and any("city" in (o.get("content_by_kind") or {}) for o in r["methods"].values())
     ci = " [90 % interval]" if first.get("fvd_ci") else ""
-    head = ["method", "steps", "PSNR 1 s", "SSIM 1 s", "PSNR last window", "drift PSNR (first / last)"]
+    seen = any("psnr_1s_seen" in o for o in r["methods"].values())
+    head = ["method", "steps", "PSNR 1 s", *(["PSNR 1 s, seen pixels"] if seen else []), "SSIM 1 s",
+            "PSNR last window", "drift PSNR (first / last)"]
     if fvd:
         head += ["FVD-lite" + ci] if single else ["FVD-lite first → last", "drift FVD" + ci]
     if matched:
@@ -118,8 +122,8 @@ def table(r: dict) -> str:
     for m, o in r["methods"].items():
         p = o.get("psnr", [float("nan")])
         steps = "–" if o.get("steps") is None else str(o["steps"])          # the autoencoder row: none
-        row = [NAMES.get(m, m), steps, _f(o["psnr_1s"]), _f(o["ssim_1s"], 3), _f(p[-1]),
-               _f(p[0] / p[-1] if p[-1] else float("nan"))]
+        row = [NAMES.get(m, m), steps, _f(o["psnr_1s"]), *([_f(o.get("psnr_1s_seen"))] if seen else []),
+               _f(o["ssim_1s"], 3), _f(p[-1]), _f(p[0] / p[-1] if p[-1] else float("nan"))]
         if fvd and single:
             row += [_interval(o["fvd"][0], (o.get("fvd_ci") or [None])[0])]
         elif fvd:

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from controls.camera import clip_camera_tokens, clip_reprojection_maps
+from controls.camera import clip_camera_tokens, clip_frame_maps, clip_reprojection_maps
 from controls.pose import clip_pose_tokens
-from model.autoencoder import VideoAutoencoder
+from model.autoencoder import PixelLoop, VideoAutoencoder
 from model.dit import VideoDiT
 from model.runtime import autocast, compute_dtype
 from model.sampling import rollout_one_step, sample_bidirectional, sample_causal
@@ -35,6 +35,7 @@ class Method:
     model: str          # directory under the model's assets
     sampler: str        # bidirectional | causal | one-step
     steps: int = 1
+    reencode: bool = False  # one-step: recycle the frames shown, encoded again (model/autoencoder.py PixelLoop)
 
 
 METHODS = {
@@ -43,6 +44,7 @@ METHODS = {
     "distill": Method("distill", "distill", "one-step"),
     "adversarial": Method("adversarial", "adversarial", "one-step"),
     "aapt": Method("aapt", "generator", "one-step"),
+    "aapt_reencode": Method("aapt_reencode", "generator", "one-step", reencode=True),
     # where the shipped generator interpolates the adversarial and the long stage's weights
     # (train/soup.py), the long stage's own generator beside it
     "long": Method("long", "long", "one-step"),
@@ -73,6 +75,13 @@ class Controls:
         c = None if ctrl is None else torch.from_numpy(ctrl)[None]
         return c, torch.from_numpy(warp)[None]
 
+    def frame_maps(self, size: int, n_frames: int, fpl: int = 4) -> torch.Tensor | None:
+        """(1, k, fpl, 3, 3) maps of every video frame to the last frame of the latent before (what
+        a reference decoder warps, model/autoencoder.py); None without cameras (the identity)."""
+        if self.K is None or self.w2c is None:
+            return None
+        return torch.from_numpy(clip_frame_maps(self.K[:n_frames], self.w2c[:n_frames], size, size, fpl))[None]
+
 
 def load_method(model_dir: str | Path, method: str) -> VideoDiT:
     m = METHODS[method]
@@ -80,10 +89,16 @@ def load_method(model_dir: str | Path, method: str) -> VideoDiT:
 
 
 @torch.no_grad()
-def decode_latents(ae: VideoAutoencoder, z: torch.Tensor, chunk: int = 32) -> np.ndarray:
+def decode_latents(ae: VideoAutoencoder, z: torch.Tensor, chunk: int = 32, maps: torch.Tensor | None = None,
+                   first: np.ndarray | None = None) -> np.ndarray:
     """(1, 1 + k, C, h, w) normalised latents -> (1 + fpl k, H, W, 3) uint8, decoded in chunks
-    (the decoder sees each latent with its predecessor, so chunks join exactly)."""
+    (the decoder sees each latent with its predecessor, so chunks join exactly). A reference
+    decoder decodes latent by latent from ``first`` (H, W, 3) uint8, the stream's first frame,
+    each latent's frames from the last frame before them warped by ``maps`` (1, k, fpl, 3, 3)."""
     raw = ae.denormalize(z.float())[0]
+    if ae.config.reference:
+        x0 = None if first is None else to_pixels(first)[None]
+        return to_uint8(ae.decode(raw[None], maps, x0).float()[0])
     out = [to_uint8(ae.decode(raw[:1][None]).float()[0])]
     for s in range(1, raw.shape[0], chunk):
         prev = raw[s - 1:s - 1 + min(chunk, raw.shape[0] - s)]
@@ -94,9 +109,11 @@ def decode_latents(ae: VideoAutoencoder, z: torch.Tensor, chunk: int = 32) -> np
 
 
 @torch.no_grad()
-def reconstruct(ae: VideoAutoencoder, video: np.ndarray, chunk: int = 32, dtype: str | torch.dtype = "auto") -> np.ndarray:
+def reconstruct(ae: VideoAutoencoder, video: np.ndarray, chunk: int = 32, dtype: str | torch.dtype = "auto",
+                maps: torch.Tensor | None = None) -> np.ndarray:
     """(1 + 4k, H, W, 3) uint8 ground truth -> the same frames through the autoencoder (encoded in
-    chunks of ``chunk`` latents, each with its context frame, so chunks join exactly)."""
+    chunks of ``chunk`` latents, each with its context frame, so chunks join exactly); a reference
+    decoder starts from the true first frame and warps by ``maps`` (Controls.frame_maps)."""
     fpl = ae.config.frames_per_latent
     x = to_pixels(video)                                                    # (F, 3, H, W)
     with autocast(compute_dtype(dtype)):
@@ -105,7 +122,7 @@ def reconstruct(ae: VideoAutoencoder, video: np.ndarray, chunk: int = 32, dtype:
             part = x[s:s + chunk * fpl + 1]                                 # context frame + chunk
             zs.append(ae.encode(part[None]).float()[0, 1:])
         z = ae.normalize(torch.cat(zs)[None])
-        return decode_latents(ae, z)
+        return decode_latents(ae, z, maps=maps, first=video[0])
 
 
 @torch.no_grad()
@@ -120,22 +137,36 @@ def generate(ae: VideoAutoencoder, dit: VideoDiT, method: str, first: np.ndarray
     size = first.shape[0]
     k = (n_frames - 1) // fpl
     gen = torch.Generator().manual_seed(seed)
+    maps = controls.frame_maps(size, 1 + fpl * k, fpl)
     with autocast(compute_dtype(dtype)):
         z0 = ae.normalize(ae.encode_image(to_pixels(first)[None]).float())
         if m.sampler != "bidirectional":
             ctrl, warp = controls.tokens(dit, size, 0, fpl * k, fpl)
-            if m.sampler == "one-step":
+            if m.reencode:
+                loop, shown = PixelLoop(ae, to_pixels(first)[None]), []
+                loop.start(z0)
+
+                def recycle(j, z):
+                    frames, z_in = loop(z, None if maps is None else maps[:, j - 1])
+                    shown.append(to_uint8(frames.float()[0]))
+                    return z_in
+
+                rollout_one_step(dit, z0, ctrl, k, gen, warp, recycle)
+                video = np.concatenate([first[None], *shown])
+            elif m.sampler == "one-step":
                 z = rollout_one_step(dit, z0, ctrl, k, gen, warp)
+                video = decode_latents(ae, z, maps=maps, first=first)
             else:
                 z = sample_causal(dit, z0, ctrl, k, m.steps, shift, gen, warp)
-            video = decode_latents(ae, z)
+                video = decode_latents(ae, z, maps=maps, first=first)
         else:  # clip by clip, each from the last frame of the one before
             video, start, cur = [first[None]], 0, z0
             while start < fpl * k:
                 kk = min(clip_latents - 1, k - start // fpl)
                 ctrl, warp = controls.tokens(dit, size, start, start + fpl * kk, fpl)
                 z = sample_bidirectional(dit, cur, ctrl, kk, m.steps, shift, gen, warp)
-                frames = decode_latents(ae, z)[1:]
+                part = None if maps is None else maps[:, start // fpl:start // fpl + kk]
+                frames = decode_latents(ae, z, maps=part, first=video[-1][-1])[1:]
                 video.append(frames)
                 start += fpl * kk
                 cur = ae.normalize(ae.encode_image(to_pixels(frames[-1])[None]).float())

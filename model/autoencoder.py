@@ -4,12 +4,19 @@ Layout (paper §2.1, App. A): a clip of 1 + 4k frames becomes 1 + k latent frame
 frame is encoded on its own; every later latent frame encodes 4 new frames, seeing the last
 frame before them as context (causal). The decoder turns latent frame k into its 4 RGB
 frames from (z_k, z_{k-1}) only, so streaming decode keeps one latent frame as state and
-equals whole-clip decode exactly. Pixels are in [-1, 1]; shapes use B batch, F frames,
+equals whole-clip decode exactly.
+
+A reference decoder (``reference=True``) also takes the last decoded frame, warped to each
+coming frame's camera, with the mask of the pixels that were in its view (model/warp.py): as a
+video codec predicts from a motion-compensated reference, it copies what was seen through a
+learned per-pixel gate and draws from the latent what is new, so what was seen passes around
+the latent bottleneck. Its decode runs latent by latent, each frame from the one before; the
+streaming decoder keeps that frame as state beside the latent. Pixels are in [-1, 1]; shapes use B batch, F frames,
 C channels, H, W pixels, h, w latent pixels.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -17,6 +24,7 @@ import torch.nn.functional as Fn
 from einops import rearrange
 
 from model.io import Pretrained
+from model.warp import IDENTITY, warp_reference
 
 
 @dataclass
@@ -30,6 +38,7 @@ class AutoencoderConfig:
     dec_blocks: tuple[int, ...] = (2, 1, 1, 1)        # residual blocks per decoder level
     latent_mean: tuple[float, ...] = ()               # per latent channel, empty = 0
     latent_std: tuple[float, ...] = ()                # per latent channel, empty = 1
+    reference: bool = False                           # the decoder copies from the warped last frame
 
     @property
     def spatial_factor(self) -> int:
@@ -90,7 +99,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """(B, 2C, h, w) [z_k, z_{k-1}] -> (B, fpl, 3, H, W)."""
+    """(B, 2C, h, w) [z_k, z_{k-1}] (+ reference (B, fpl, 4, H, W)) -> (B, fpl, 3, H, W)."""
 
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
@@ -104,12 +113,43 @@ class Decoder(nn.Module):
                 blocks += [nn.Upsample(scale_factor=2.0, mode="nearest"), nn.Conv2d(ch, w[i + 1], 3, padding=1)]
             self.levels.append(nn.Sequential(*blocks))
         self.conv_out = nn.Conv2d(w[-1], 3 * cfg.frames_per_latent, 3, padding=1)
+        self.reference = cfg.reference
+        if cfg.reference:
+            n = 4 * self.fpl                                     # per coming frame: warped RGB + in-view mask
+            # the reference's features join the last two levels (H/2 and H); their last convs start at
+            # zero and the gate half open everywhere in view (a gate started nearly closed sits in the
+            # sigmoid's flat tail, where Adam's small steps take tens of thousands of steps to open it)
+            self.ref_half = nn.Sequential(nn.Conv2d(n, w[-2], 3, stride=2, padding=1), nn.SiLU(),
+                                          nn.Conv2d(w[-2], w[-2], 3, padding=1))
+            self.ref_full = nn.Sequential(nn.Conv2d(n, w[-1], 3, padding=1), nn.SiLU(),
+                                          nn.Conv2d(w[-1], w[-1], 3, padding=1))
+            self.gate = nn.Conv2d(w[-1], self.fpl, 3, padding=1)
+            for conv in (self.ref_half[-1], self.ref_full[-1], self.gate):
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv_in(z)
-        for level in self.levels:
+        r = None
+        if self.reference:                                       # no reference: an empty one (mask 0)
+            H, W = h.shape[-2] * 2 ** (len(self.levels) - 1), h.shape[-1] * 2 ** (len(self.levels) - 1)
+            if ref is None:
+                ref = h.new_zeros(h.shape[0], self.fpl, 4, H, W)
+            r = rearrange(ref.to(h.dtype), "b f c h w -> b (f c) h w").contiguous(memory_format=torch.channels_last)
+        last = len(self.levels) - 1
+        for i, level in enumerate(self.levels):
+            if r is not None and i == last - 1:
+                h = h + self.ref_half(r)
+            if r is not None and i == last:
+                h = h + self.ref_full(r)
             h = level(h)
-        return rearrange(self.conv_out(Fn.silu(h)), "b (f c) h w -> b f c h w", f=self.fpl)
+        feat = Fn.silu(h)
+        x = rearrange(self.conv_out(feat), "b (f c) h w -> b f c h w", f=self.fpl)
+        if r is None:
+            return x
+        # copy from the reference where the gate opens and the pixel was in view
+        a = torch.sigmoid(self.gate(feat)).unsqueeze(2) * ref[:, :, 3:].to(x.dtype)    # (B, fpl, 1, H, W)
+        return x + a * (ref[:, :, :3].to(x.dtype) - x)
 
 
 class VideoAutoencoder(Pretrained):
@@ -157,17 +197,30 @@ class VideoAutoencoder(Pretrained):
         return torch.cat([z0.unsqueeze(1), zs], 1)
 
     # ------------------------------------------------------------------ decoding
-    def decode_step(self, z: torch.Tensor, z_prev: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) latent and its predecessor -> (B, fpl, 3, H, W) frames."""
-        return self.decoder(torch.cat([z, z_prev], 1))
+    def decode_step(self, z: torch.Tensor, z_prev: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, h, w) latent and its predecessor (and, for a reference decoder, the reference
+        (B, fpl, 4, H, W) of model/warp.py) -> (B, fpl, 3, H, W) frames."""
+        return self.decoder(torch.cat([z, z_prev], 1), ref)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, 1 + k, C, h, w) raw latents -> (B, 1 + fpl*k, 3, H, W) frames."""
+    def decode(self, z: torch.Tensor, maps: torch.Tensor | None = None, first: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1 + k, C, h, w) raw latents -> (B, 1 + fpl*k, 3, H, W) frames.
+
+        A reference decoder decodes latent by latent, each from the last frame before it warped by
+        ``maps`` (B, k, fpl, 3, 3) (each coming frame to that frame; None: the identity), starting
+        from ``first`` (B, 3, H, W), the stream's first frame, or else latent 0 decoded."""
         B, L = z.shape[:2]
         prev = torch.cat([z[:, :1], z[:, :-1]], 1)               # latent 0 is its own predecessor
-        x = self.decoder(rearrange(torch.cat([z, prev], 2), "b l c h w -> (b l) c h w"))
-        x = rearrange(x, "(b l) f c h w -> b l f c h w", b=B)
-        return torch.cat([x[:, 0, -1:], rearrange(x[:, 1:], "b l f c h w -> b (l f) c h w")], 1)
+        if not self.config.reference:
+            x = self.decoder(rearrange(torch.cat([z, prev], 2), "b l c h w -> (b l) c h w"))
+            x = rearrange(x, "(b l) f c h w -> b l f c h w", b=B)
+            return torch.cat([x[:, 0, -1:], rearrange(x[:, 1:], "b l f c h w -> b (l f) c h w")], 1)
+        stream = StreamingDecoder(self)
+        out = [stream(z[:, 0])]
+        if first is not None:
+            stream.last = first.to(out[0].dtype)
+        for j in range(1, L):
+            out.append(stream(z[:, j], None if maps is None else maps[:, j - 1]))
+        return torch.cat(out, 1)
 
     # ------------------------------------------------------------------ normalisation
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
@@ -222,20 +275,70 @@ def transfer_autoencoder(dst: VideoAutoencoder, src: VideoAutoencoder) -> list[s
     return left
 
 
+def with_reference(ae: VideoAutoencoder) -> VideoAutoencoder:
+    """``ae`` with a reference decoder: every trained tensor copied, the reference branch at its
+    initialisation (it decodes as ``ae`` does where nothing was in view, and half copies elsewhere)."""
+    if ae.config.reference:
+        return ae
+    out = VideoAutoencoder(replace(ae.config, reference=True)).to(next(ae.parameters()).device)
+    missing, unexpected = out.load_state_dict(ae.state_dict(), strict=False)
+    if unexpected or any(not k.startswith(("decoder.ref_", "decoder.gate")) for k in missing):
+        raise ValueError(f"with_reference: unexpected tensors {unexpected}, missing {missing}")
+    return out
+
+
 class StreamingDecoder:
-    """Decodes latent frames one at a time, keeping the previous latent as its only state."""
+    """Decodes latent frames one at a time. State: the previous latent and, for a reference
+    decoder, the last frame, which ``reset(first)`` sets to the stream's first frame."""
 
     def __init__(self, ae: VideoAutoencoder):
         self.ae = ae
         self.prev: torch.Tensor | None = None
+        self.last: torch.Tensor | None = None    # (B, 3, H, W) in [-1, 1]
 
-    def reset(self) -> None:
-        self.prev = None
+    def reset(self, first: torch.Tensor | None = None) -> None:
+        self.prev, self.last = None, first
 
-    @torch.no_grad()
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) raw latent -> (B, n, 3, H, W): n = 1 for the first latent, else fpl."""
+    def __call__(self, z: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, h, w) raw latent -> (B, n, 3, H, W): n = 1 for the first latent, else fpl.
+        ``maps`` (B, fpl, 3, 3): each coming frame to the last one (None: the identity); only a
+        reference decoder reads them."""
         first = self.prev is None
-        x = self.ae.decode_step(z, z if first else self.prev)
+        ref = None
+        if self.ae.config.reference and not first and self.last is not None:
+            if maps is None:
+                maps = IDENTITY.to(z.device).expand(z.shape[0], self.ae.config.frames_per_latent, 3, 3)
+            ref = warp_reference(self.last, maps)
+        x = self.ae.decode_step(z, z if first else self.prev, ref)
         self.prev = z
+        if not (first and self.last is not None):
+            self.last = x[:, -1]
         return x[:, -1:] if first else x
+
+
+class PixelLoop:
+    """The generator's recycled input taken from the pixels the viewer sees: each new latent is
+    decoded by the streaming (reference) decoder, and the frames shown are encoded again, with
+    the frame before them as context, into the latent the generator recycles next. So what a
+    reference decoder copied from the past also reaches the generator. Latents are normalised."""
+
+    def __init__(self, ae: VideoAutoencoder, first: torch.Tensor):
+        """``first`` (B, 3, H, W) in [-1, 1]: the stream's first frame (the encoder's first context)."""
+        self.ae = ae
+        self.stream = StreamingDecoder(ae)
+        self.stream.reset(first if ae.config.reference else None)
+        self.stream.prev = None
+        self.ctx = first
+
+    def start(self, z0: torch.Tensor) -> None:
+        """Primes the decoder with the first frame's latent (its frame is the first frame itself)."""
+        self.stream(self.ae.denormalize(z0.float()).to(z0.dtype))
+
+    def __call__(self, z: torch.Tensor, maps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, h, w) generated latent -> its frames (B, fpl, 3, H, W) and the re-encoded latent."""
+        frames = self.stream(self.ae.denormalize(z.float()).to(z.dtype), maps)
+        enc_dtype = next(self.ae.encoder.parameters()).dtype
+        chunk = torch.cat([self.ctx[:, None].to(frames.dtype), frames], 1).clamp(-1, 1).to(enc_dtype)
+        z_in = self.ae.normalize(self.ae.encode_chunks(chunk).float()).to(z.dtype)
+        self.ctx = frames[:, -1]
+        return frames, z_in

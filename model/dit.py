@@ -38,6 +38,7 @@ from einops import rearrange
 
 from model.io import Pretrained
 from model.kernels import apply_rope, attention, modulated_norm
+from model.warp import reproject_latents
 
 # control features per token for each video frame a latent packs: 6 Plücker numbers (camera),
 # 33 landmark weights (pose); a token carries those of all its latent's frames
@@ -139,24 +140,6 @@ class RoPE3D(nn.Module):
         key_scale[first, :, : self.dt // 2] = 0.0
         key_scale[first, :, half: half + self.dt // 2] = 0.0
         return ang.cos().float(), ang.sin().float(), key_scale.flatten(0, 1)
-
-
-def reproject_latents(z: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-    """Warp latents by homographies: z (B, F, C, h, w), maps (B, F, 3, 3) taking normalised
-    destination coordinates to normalised source coordinates (controls.camera.reprojection_map).
-    Bilinear, edges replicated; a point behind the source camera takes the edge value too."""
-    B, F, C, h, w = z.shape
-    ys = (torch.arange(h, device=z.device, dtype=torch.float32) + 0.5) / h * 2 - 1
-    xs = (torch.arange(w, device=z.device, dtype=torch.float32) + 0.5) / w * 2 - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    dst = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(h * w, 3)         # (hw, 3)
-    src = torch.einsum("bfij,nj->bfni", maps.float(), dst)                        # (B, F, hw, 3)
-    zc = src[..., 2:]
-    xy = src[..., :2] / torch.where(zc > 1e-6, zc, torch.full_like(zc, 1e-6))
-    xy = torch.where(zc > 1e-6, xy, torch.full_like(xy, 4.0)).clamp(-4.0, 4.0)
-    out = Fn.grid_sample(z.flatten(0, 1).float(), xy.reshape(B * F, h, w, 2), mode="bilinear",
-                         padding_mode="border", align_corners=False)
-    return out.view(B, F, C, h, w).to(z.dtype)
 
 
 def maps_from_first(maps: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from PIL import Image
 from controls.camera import (APP_PITCH_LIMIT, APP_ROLL_LIMIT, CONTROL_DIM, CameraRig, CameraState, RigLimits,
                              plucker_tokens, reprojection_map)
 from controls.pose import NUM_LANDMARKS, pose_tokens
-from model.autoencoder import StreamingDecoder, VideoAutoencoder
+from model.autoencoder import PixelLoop, StreamingDecoder, VideoAutoencoder
 from model.dit import VideoDiT
 from model.runtime import compute_dtype
 
@@ -84,7 +84,9 @@ class StreamingEngine:
     """Real-time generator session (see the module docstring)."""
 
     def __init__(self, ae: VideoAutoencoder, dit: VideoDiT, device: str | torch.device = "cpu",
-                 dtype: str | torch.dtype = "auto", compile: bool = False):
+                 dtype: str | torch.dtype = "auto", compile: bool = False, reencode: bool = False):
+        """``reencode``: the generator recycles the frames shown, encoded again (PixelLoop), not
+        its own last latent."""
         check_pair(ae, dit)
         self.device = torch.device(device)
         self.dtype = compute_dtype(dtype, self.device)
@@ -93,6 +95,10 @@ class StreamingEngine:
         # NHWC: the decoder's convs run 1.3x (fp32, AVX2) to 1.9x (bf16, AVX-512) faster than in NCHW
         self.ae.decoder.to(self.dtype, memory_format=torch.channels_last)
         self.decoder = StreamingDecoder(self.ae)
+        self.reencode = reencode
+        self.loop: PixelLoop | None = None
+        if reencode:
+            self.ae.encoder.to(self.dtype, memory_format=torch.channels_last)
         self.fpl = ae.config.frames_per_latent
         self.size = dit.config.latent_size * ae.config.spatial_factor
         self.grid = dit.config.latent_size // dit.config.patch
@@ -115,9 +121,10 @@ class StreamingEngine:
         """Start a new stream from an image; returns the (size, size, 3) frame the model starts from."""
         img = prepare_image(first_frame, self.size)
         x = torch.from_numpy(img).to(self.device).float().div(127.5).sub(1).permute(2, 0, 1)[None]
-        z = self.ae.normalize(self.ae.encode_image(x).float())            # (1, C, h, w)
+        enc_dtype = next(self.ae.encoder.parameters()).dtype
+        z = self.ae.normalize(self.ae.encode_image(x.to(enc_dtype)).float())  # (1, C, h, w)
         self.cache.reset()
-        self.decoder.reset()
+        self.decoder.reset(x.to(self.dtype) if self.ae.config.reference else None)
         self.generator.manual_seed(int(seed))
         z = z.to(self.dtype)
         ctrl0 = self._zero_control()
@@ -127,7 +134,11 @@ class StreamingEngine:
             rig = CameraRig(self.size, self.size, CameraState(fov_x=self.default_fov),
                             RigLimits(pitch_deg=APP_PITCH_LIMIT, roll_deg=APP_ROLL_LIMIT))
         self.state = EngineState(frame_index=1, prev=z, rig=rig, ref=(rig.K(), rig.w2c()) if rig else None)
-        self.decoder(self.ae.denormalize(z.float()).to(self.dtype))       # primes the decoder's state
+        if self.reencode:
+            self.loop = PixelLoop(self.ae, x.to(self.dtype))
+            self.loop.start(z)
+        else:
+            self.decoder(self.ae.denormalize(z.float()).to(self.dtype))   # primes the decoder's state
         return img
 
     @torch.no_grad()
@@ -140,13 +151,16 @@ class StreamingEngine:
         if self.state.prev is None:
             raise RuntimeError("call reset(first_frame) before step()")
         t0 = time.perf_counter()
-        ctrl, warp = self._control_tokens(control)
+        ctrl, warp, maps = self._control_tokens(control)
         t1 = time.perf_counter()
         eps = torch.randn(self.state.prev.shape, generator=self.generator, device=self.device).to(self.dtype)
         z = self._dit_call(self.cache, self.state.prev, eps, ctrl, torch.ones(1, device=self.device),
                            self.state.frame_index, warp)
         t2 = time.perf_counter()
-        frames = self.decoder(self.ae.denormalize(z.float()).to(self.dtype))  # (1, fpl, 3, H, W)
+        if self.loop is not None:
+            frames, z = self.loop(z, maps)                                # z: the frames shown, encoded again
+        else:
+            frames = self.decoder(self.ae.denormalize(z.float()).to(self.dtype), maps)  # (1, fpl, 3, H, W)
         out = ((frames[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         t3 = time.perf_counter()
         self.state.prev = z
@@ -163,11 +177,13 @@ class StreamingEngine:
     def _identity_warp(self) -> torch.Tensor | None:
         return torch.eye(3, device=self.device)[None] if self.dit.config.reproject else None
 
-    def _control_tokens(self, control: np.ndarray | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Control features (1, T, Cc) and, for reprojecting models, the warp map (1, 3, 3)."""
-        warp = None
+    def _control_tokens(self, control: np.ndarray | None) -> tuple[torch.Tensor | None, ...]:
+        """Control features (1, T, Cc); for reprojecting models, the DiT's warp map (1, 3, 3); for
+        camera models, the maps (1, fpl, 3, 3) of the coming frames to the last one (the
+        reference decoder's warps; None elsewhere: the identity)."""
+        warp = maps = None
         if self.mode == "none":
-            return None, None
+            return None, None, None
         if control is None:
             raise ControlError(f"a {self.mode} model needs a control for every step")
         c = np.asarray(control, dtype=np.float64)
@@ -182,6 +198,9 @@ class StreamingEngine:
                 Ks.append(self.state.rig.K())
                 w2cs.append(self.state.rig.w2c())
             feats = plucker_tokens(np.stack(Ks), np.stack(w2cs), *self.state.ref, self.size, self.size, self.grid)
+            if self.ae.config.reference:
+                maps = torch.from_numpy(np.stack([reprojection_map(*self.state.ref, Kf, Wf, self.size, self.size)
+                                                  for Kf, Wf in zip(Ks, w2cs)]))[None].to(self.device)
             if self.dit.config.reproject:
                 m = reprojection_map(*self.state.ref, Ks[-1], w2cs[-1], self.size, self.size)
                 warp = torch.from_numpy(m)[None].to(self.device)
@@ -192,7 +211,7 @@ class StreamingEngine:
             if c.shape != (self.fpl, NUM_LANDMARKS, 4):
                 raise ControlError(f"pose control must have shape ({NUM_LANDMARKS}, 4) or ({self.fpl}, {NUM_LANDMARKS}, 4), got {c.shape}")
             feats = pose_tokens(c, self.grid)
-        return torch.from_numpy(feats)[None].to(self.device, self.dtype), warp
+        return torch.from_numpy(feats)[None].to(self.device, self.dtype), warp, maps
 
     @property
     def timing(self) -> StepTiming:

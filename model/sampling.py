@@ -111,10 +111,13 @@ def sample_causal(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None,
 
 @torch.no_grad()
 def rollout_one_step(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | None, K: int,
-                     generator: torch.Generator | None = None, warp: torch.Tensor | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, warp: torch.Tensor | None = None,
+                     recycle=None) -> torch.Tensor:
     """The one-step generator streaming with its KV cache (1 NFE per latent frame), as in the app.
 
-    Returns (B, 1 + K, C, h, w).
+    ``recycle(k, z_k)``, if given, makes the input recycled after latent k (default: z_k itself;
+    model/autoencoder.py PixelLoop re-encodes the frames shown). Returns (B, 1 + K, C, h, w), the
+    generated latents.
     """
     B = z0.shape[0]
     cache = dit.new_cache(B, device=z0.device, dtype=z0.dtype)
@@ -123,8 +126,9 @@ def rollout_one_step(dit: VideoDiT, z0: torch.Tensor, control: torch.Tensor | No
     ctrl = (lambda k: control[:, k]) if dit.config.control_features else (lambda k: None)
     wk = (lambda k: warp[:, k]) if warp is not None else (lambda k: None)
     dit.step(cache, z0, z0, ctrl(0), zero_t, 0, wk(0))
-    out = [z0]
+    out, rec = [z0], z0
     for k in range(1, K + 1):
         eps = _randn(z0.shape, z0, generator)
-        out.append(dit.step(cache, out[-1], eps, ctrl(k), one_t, k, wk(k)))
+        out.append(dit.step(cache, rec, eps, ctrl(k), one_t, k, wk(k)))
+        rec = out[-1] if recycle is None else recycle(k, out[-1])
     return torch.stack(out, 1)

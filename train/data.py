@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as Fn
 
 from data.shards import ShardReader
 
@@ -16,6 +17,18 @@ def to_pixels(frames_uint8: np.ndarray) -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(..., 3, H, W) in [-1, 1] -> (..., H, W, 3) uint8."""
     return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, C, H, W) blurred by a Gaussian of ``sigma`` pixels (separable, reflected edges)."""
+    r = max(1, int(3 * sigma + 0.5))
+    t = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
+    g = torch.exp(-t * t / (2 * sigma * sigma))
+    g = (g / g.sum()).to(x.dtype)
+    C = x.shape[1]
+    x = Fn.pad(x, (r, r, r, r), mode="reflect")
+    x = Fn.conv2d(x, g.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    return Fn.conv2d(x, g.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
 
 
 class ChunkSampler:

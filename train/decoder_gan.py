@@ -19,6 +19,12 @@ judged beside the detail. Losses:
   ``adv_weight``, feature matching on the discriminator's levels (``fm_weight``) and the frame-to-
   frame changes against the truth's, the step across the latent boundary weighted as much as the
   steps inside it together (``temporal_weight``: the pulse).
+
+With ``reference`` the decoder becomes a reference decoder (model/autoencoder.py): each sample
+also carries the context frame warped to every coming frame's camera (model/warp.py; the
+identity for pose clips) with its in-view mask. So that copying stays honest, the context frame
+is the truth, the decoder's own frame without a reference (soft), the truth blurred and noisy,
+another sample's frame (wrong), or missing, in the shares of ``REFERENCE_MIX``.
 """
 from __future__ import annotations
 
@@ -30,22 +36,29 @@ import torch
 from data.shards import ShardReader
 from data.video import contact_sheet
 from eval.metrics import detail_kept, psnr_per_frame, pulse
-from model.autoencoder import VideoAutoencoder
+from controls.camera import clip_frame_maps, reprojection_map
+from model.autoencoder import VideoAutoencoder, with_reference
 from model.patch_discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from train import losses
 from train.config import TrainConfig
-from train.data import to_pixels, to_uint8
+from train.data import gaussian_blur, to_pixels, to_uint8
+from model.warp import crop_maps, warp_reference
 from train.loop import Stage
 
 
 STACK, START, STILL = 0, 1, 2    # kinds of sample: a chunk after two chunks, after the first frame, a still
+# what the reference decoder's context frame is, and how often: the truth, the decoder's own frame
+# decoded without a reference, the truth blurred (sigma 0.5-1.5 px) with noise, another sample's, none
+REFERENCE_MIX = {"truth": 0.35, "decoded": 0.3, "blurred": 0.2, "wrong": 0.05, "missing": 0.1}
 
 
 class StackSampler:
     """Random crops of consecutive chunks: (pp, prev, cur), each (B, 1 + fpl, 3, c, c) in [-1, 1],
-    with cur[:, 0] = prev[:, -1] the context frame, and each sample's kind (B,): STACK, START (the
+    with cur[:, 0] = prev[:, -1] the context frame, each sample's kind (B,): STACK, START (the
     chunk before ``prev`` is the clip's first frame, coded alone: pp is that frame repeated) or
-    STILL (a single frame repeated, coded alone, as the first frame of a stream)."""
+    STILL (a single frame repeated, coded alone, as the first frame of a stream), and the maps
+    (B, fpl, 3, 3) from each of cur's new frames to its context frame, on the crop (the commanded
+    camera's homography where the clips have cameras, else the identity)."""
 
     def __init__(self, reader: ShardReader, fpl: int, crop: int, still_fraction: float):
         self.reader, self.fpl, self.crop, self.still = reader, fpl, crop, still_fraction
@@ -59,12 +72,17 @@ class StackSampler:
         n, fpl = 1 + self.fpl, self.fpl
         out = np.empty((3, batch, n, self.crop, self.crop, 3), np.uint8)
         kind = np.full(batch, STACK)
+        maps = np.tile(np.eye(3, dtype=np.float32), (batch, fpl, 1, 1))
+        ys, xs, flips = np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.zeros(batch, bool)
         for b in range(batch):
-            clip = self.reader.frames(int(rng.integers(len(self.reader))))
+            i = int(rng.integers(len(self.reader)))
+            clip = self.reader.frames(i)
             y, x = rng.integers(0, self.H - self.crop + 1), rng.integers(0, self.W - self.crop + 1)
+            ys[b], xs[b] = y, x
             crop = clip[:, y:y + self.crop, x:x + self.crop]
             if rng.random() < 0.5:
                 crop = crop[:, :, ::-1]
+                flips[b] = True
             if rng.random() < self.still:
                 kind[b] = STILL
                 out[:, b] = crop[int(rng.integers(self.F))]
@@ -73,13 +91,19 @@ class StackSampler:
             # which is the first frame (coded alone) or the end of the chunk before
             s = fpl * int(rng.integers(1, (self.F - 1) // fpl))
             out[2, b], out[1, b] = crop[s:s + n], crop[s - fpl:s + 1]
+            K, w2c = self.reader.truth(i, "K"), self.reader.truth(i, "w2c")
+            if K is not None and w2c is not None:
+                for j in range(fpl):
+                    maps[b, j] = reprojection_map(K[s], w2c[s], K[s + 1 + j], w2c[s + 1 + j], self.W, self.H)
             if s == fpl:
                 kind[b] = START
                 out[0, b] = crop[0]
             else:
                 out[0, b] = crop[s - 2 * fpl:s - fpl + 1]
         pp, prev, cur = (to_pixels(o) for o in out)
-        return pp, prev, cur, torch.from_numpy(kind)
+        maps = crop_maps(torch.from_numpy(maps), self.W, self.crop, torch.from_numpy(ys), torch.from_numpy(xs),
+                         torch.from_numpy(flips))
+        return pp, prev, cur, torch.from_numpy(kind), maps
 
 
 class DecoderGanStage(Stage):
@@ -93,6 +117,8 @@ class DecoderGanStage(Stage):
         self.device = default_device()
         init = cfg.init or stage_dir(cfg, "autoencoder") / "final" / "model"     # "": the run's own autoencoder
         self.ae = VideoAutoencoder.from_pretrained(init).to(self.device)
+        if cfg.reference:
+            self.ae = with_reference(self.ae)
         self.ae.encoder.requires_grad_(False)
         fpl = self.ae.config.frames_per_latent
         self.disc = PatchDiscriminator(PatchDiscriminatorConfig(frames=1 + fpl)).to(self.device)
@@ -114,7 +140,7 @@ class DecoderGanStage(Stage):
         context frame (decoded from the predecessor without gradients). One batch per step."""
         if self._batch is not None and self._batch[0] == step:
             return self._batch[1]
-        pp, prev, cur, kind = (x.to(self.device) for x in self.sampler.sample(self.cfg.batch_size, rng))
+        pp, prev, cur, kind, maps = (x.to(self.device) for x in self.sampler.sample(self.cfg.batch_size, rng))
         B = cur.shape[0]
         with torch.no_grad():
             z = self.ae.encode_chunks(torch.cat([cur, prev, pp]))          # (3B, C, h, w)
@@ -127,19 +153,38 @@ class DecoderGanStage(Stage):
             noise = self.cfg.latent_noise * torch.randn((2, *z_cur.shape), generator=gen).to(self.device, z_cur.dtype)
             z_cur, z_prev = z_cur + noise[0], z_prev + noise[1]
             ctx = self.ae.decode_step(z_prev, z_pp)[:, -1:]                # (B, 1, 3, c, c)
-        batch = (cur, z_cur, z_prev, ctx)
+            ref = self._reference(cur[:, 0], ctx[:, 0].float(), maps, kind, rng) if self.cfg.reference else None
+        batch = (cur, z_cur, z_prev, ctx, ref)
         self._batch = (step, batch)
         return batch
 
-    def _fake(self, z_cur: torch.Tensor, z_prev: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        return torch.cat([ctx.to(torch.float32), self.ae.decode_step(z_cur, z_prev).float()], 1)
+    def _reference(self, truth: torch.Tensor, decoded: torch.Tensor, maps: torch.Tensor, kind: torch.Tensor,
+                   rng: np.random.Generator) -> torch.Tensor:
+        """The context frame each sample's reference is made of (``REFERENCE_MIX``; a still's is
+        its truth or missing), warped by ``maps``: (B, fpl, 4, c, c)."""
+        B = truth.shape[0]
+        names = list(REFERENCE_MIX)
+        pick = rng.choice(len(names), size=B, p=np.array(list(REFERENCE_MIX.values())))
+        still = (kind == STILL).cpu().numpy()
+        pick[still & (pick != names.index("missing"))] = names.index("truth")
+        sigma = float(rng.uniform(0.5, 1.5))
+        blurred = gaussian_blur(truth, sigma) + float(rng.uniform(0.0, 0.05)) * torch.randn_like(truth)
+        options = {"truth": truth, "decoded": decoded, "blurred": blurred, "wrong": truth.roll(1, 0),
+                   "missing": truth}
+        frame = torch.stack([options[names[p]][b] for b, p in enumerate(pick)])
+        ref = warp_reference(frame, maps)
+        keep = torch.from_numpy(pick != names.index("missing")).to(ref.device).view(B, 1, 1, 1, 1)
+        return ref * keep
+
+    def _fake(self, z_cur: torch.Tensor, z_prev: torch.Tensor, ctx: torch.Tensor, ref: torch.Tensor | None) -> torch.Tensor:
+        return torch.cat([ctx.to(torch.float32), self.ae.decode_step(z_cur, z_prev, ref).float()], 1)
 
     # ------------------------------------------------------------------ losses
     def loss(self, phase, step, rng, gen):
-        cur, z_cur, z_prev, ctx = self._sample(step, rng, gen)
+        cur, z_cur, z_prev, ctx, ref = self._sample(step, rng, gen)
         if phase == "disc":
             with torch.no_grad():
-                fake = self._fake(z_cur, z_prev, ctx)
+                fake = self._fake(z_cur, z_prev, ctx, ref)
             real = cur.detach().requires_grad_(True)
             fake = fake.detach().requires_grad_(True)
             d_real, _ = self.disc(real)
@@ -154,7 +199,7 @@ class DecoderGanStage(Stage):
             loss = adv + self.cfg.r_gamma / 2 * (r1 + r2)
             acc = (d_real.float() > d_fake.float()).float().mean()
             return loss, {"d_loss": adv.item(), "r1": r1.item(), "r2": r2.item(), "d_acc": acc.item()}
-        fake = self._fake(z_cur, z_prev, ctx)
+        fake = self._fake(z_cur, z_prev, ctx, ref)
         rec = losses.reconstruction_loss(fake[:, 1:], cur[:, 1:], self.cfg.ssim_weight)
         d_fake, f_fake = self.disc(fake)
         with torch.no_grad():
@@ -182,7 +227,9 @@ class DecoderGanStage(Stage):
             for i in range(first, first + min(4, n)):
                 gt = np.asarray(self.val.frames(i)[:F])
                 x = to_pixels(gt)[None].to(self.device)
-                video = to_uint8(self.ae.decode(self.ae.encode(x)).float()[0])
+                K, w2c = self.val.truth(i, "K"), self.val.truth(i, "w2c")
+                maps = None if K is None else torch.from_numpy(clip_frame_maps(K[:F], w2c[:F], *gt.shape[1:3], fpl))[None]
+                video = to_uint8(self.ae.decode(self.ae.encode(x), maps, x[:, 0]).float()[0])
                 psnrs.append(float(psnr_per_frame(video[1:], gt[1:]).mean()))
                 details.append(detail_kept(video[1:], gt[1:]))
                 pulses.append(pulse(video, fpl))

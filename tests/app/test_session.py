@@ -116,17 +116,18 @@ def test_keys_reach_the_camera_in_the_engine(make_manager):
 
 
 def test_frames_follow_the_pose(make_manager):
-    """Same seed and inputs: same frames; another pose: other frames (the control reaches the model)."""
+    """Same seed and inputs: same frames; another motion: other frames (the control reaches the
+    model through retargeting, which moves the avatar by the driver's motion)."""
     m = make_manager()
     lm = neutral_pose()
     raised = lm.copy()
     raised[[13, 15, 17, 19, 21], 1] -= 0.35              # left arm up
     runs = []
-    for pose in (lm, lm, raised):
+    for poses in ((lm, lm, lm), (lm, lm, lm), (lm, raised, raised)):
         s = m.get("api")
         s.mode = "avatar"
         s.api_start(7, None)
-        runs.append(np.stack([s.api_step(pose, 1)[0] for _ in range(3)]))
+        runs.append(np.stack([s.api_step(pose, 1)[0] for pose in poses]))
         m.close("api")
     assert np.array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
@@ -157,10 +158,11 @@ def test_webcam_person_is_found_and_drawn(make_manager):
     for _ in range(3):
         prev = s.webcam_frame(person_frame(0.0))
     assert s.pose.detected and s.pose.status == "tracking"
-    assert prev.shape[1] <= 240
+    # the webcam with the driver's skeleton, and beside it the retargeted pose, no taller than the panel
+    assert prev.shape[0] <= 240 and prev.shape[1] > prev.shape[0] and prev.shape[1] <= 480
     # landmarks are in the coordinates of the square the model sees: the face is near the top middle
-    nose = s.pose.current()[0]
-    assert 0.3 < nose[0] < 0.7 and 0.0 < nose[1] < 0.6
+    for pose in (s.pose.driver, s.pose.current()):
+        assert 0.3 < pose[0, 0] < 0.7 and 0.0 < pose[0, 1] < 0.6
 
 
 def test_recorded_motion_drives_without_webcam(make_manager):
@@ -368,3 +370,31 @@ def test_readout_rates_count_steps_not_the_frames_of_one_step():
     shown = Timings().shown
     shown.extend(100.0 + k / 24 for k in range(25))
     assert Timings.rate(shown, now=101.0) == pytest.approx(24.0)
+
+
+def test_the_avatar_keeps_the_body_of_its_first_frame(make_manager):
+    """A shipped render: its true pose (MediaPipe finds nobody in it); an upload with a person:
+    what MediaPipe finds there; an upload with nobody: a standard body and a clear note."""
+    import json
+
+    from app.examples import Examples
+
+    ex = Examples()
+    m = make_manager()
+    m.example_poses = ex.poses()
+    s = m.get("tab")
+    render = ex.default("avatar")
+    want = np.asarray(json.loads((ex.gallery("avatar")[0].path.with_suffix(".pose.json")).read_text()), np.float32)
+    np.testing.assert_array_equal(s.avatar_body(render), want)
+    assert s.body_note == ""
+    person = s.avatar_body(person_frame(0.0))
+    assert person is not None and 0.3 < person[0, 0] < 0.7
+    assert s.avatar_body(np.full((128, 128, 3), 127, np.uint8)) is None
+    assert "No person found" in s.body_note
+    s.mode = "avatar"
+    s.set_first_frame("avatar", render)
+    s.api_start(0, None)
+    from controls.landmarks import sanitize
+
+    np.testing.assert_allclose(s.pose.body, sanitize(want))              # the stream starts with that body
+    np.testing.assert_allclose(s.pose.current(), sanitize(want))

@@ -54,3 +54,46 @@ def test_motion_files_round_trip(tmp_path):
     m = RecordedMotion.load(tmp_path / "x.npz")
     assert m.fps == 30.0 and m.name == "x" and np.allclose(m.landmarks, lm, atol=1e-3)
     assert list(list_motions(tmp_path)) == ["x"]
+
+
+def _body():
+    """An avatar standing left of centre with its left arm raised (a first frame's pose)."""
+    b = neutral_pose()
+    b[:, 0] -= 0.15
+    b[13, :2] = b[11, :2] + [0.08, -0.05]                 # left elbow out and up
+    b[15, :2] = b[13, :2] + [0.05, -0.10]                 # left wrist up
+    return b
+
+
+def test_retargeted_input_keeps_the_avatars_body_and_relaxes_to_it():
+    """A big, close driver moves the avatar's own body; nobody in view through the API's
+    frame-by-frame path holds, then relaxes to the avatar's first pose, not the standard one."""
+    pi = PoseInput(retarget="relative")
+    pi.set_body(_body())
+    giant = neutral_pose()
+    giant[:, :2] = (giant[:, :2] - 0.5) * 2.5 + 0.5         # a user close to the camera
+    out = pi.follow(np.repeat(giant[None], 24, 0), 0.0)
+    assert out.shape == (24, 33, 4)
+    np.testing.assert_allclose(out[-1, :, :2], _body()[:, :2], atol=2e-3)   # no motion yet: the avatar as it is
+    nobody = np.zeros((72, 33, 4), np.float32)
+    out = pi.follow(nobody, 1.0)
+    assert np.abs(out[0, :, :2] - _body()[:, :2]).max() < 2e-3              # held, not a jump
+    assert pi.smoother.status in ("neutral", "relaxing", "holding")
+    np.testing.assert_allclose(out[-1, :, :2], _body()[:, :2], atol=2e-3)   # relaxed to its own body
+
+
+def test_api_nobody_holds_then_relaxes_instead_of_jumping():
+    pi = PoseInput(retarget=None)
+    moved = _pose(0.2)
+    pi.follow(np.repeat(moved[None], 24, 0), 0.0)
+    out = pi.follow(np.zeros((48, 33, 4), np.float32), 1.0)
+    assert np.abs(out[0, :, 0] - moved[:, 0]).max() < 1e-3                  # held
+    assert np.abs(out[-1, :, 0] - neutral_pose()[:, 0]).max() < 0.1         # relaxing towards neutral
+    assert np.abs(np.diff(out[:, :, 0], axis=0)).max() < 0.05               # never a jump
+
+
+def test_unknown_retarget_mode_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="relative"):
+        PoseInput(retarget="copy")

@@ -93,6 +93,29 @@ def test_evaluate_scores_the_autoencoder_bound_beside_the_methods(tmp_path):
         evaluate(str(tmp_path), ["autoencoder"], clips=1, n_frames=21, window=20, features="", revisit=False)
 
 
+def test_the_no_network_rows_and_the_seen_pixels(tmp_path):
+    """``repeat`` holds the first frame, ``warp`` warps it by the commanded rotation; the seen-pixel
+    PSNR counts only what was in view in frame 0, and there the warp beats holding the frame."""
+    from eval.baselines import warp_baseline
+    from eval.evaluate import evaluate, ground_truth, seen_masks
+    from eval.metrics import psnr_per_frame
+
+    ae, dit = _tiny()
+    ae.save_pretrained(tmp_path / "autoencoder")
+    dit.save_pretrained(tmp_path / "generator")
+    r = evaluate(str(tmp_path), ["aapt", "repeat", "warp"], clips=1, n_frames=25, window=24, features="",
+                 revisit=False, first_clip=2)                   # test clip 2 turns (clip 0 walks forward)
+    clip = ground_truth("world", 2, 25, 32)
+    seen = seen_masks(clip.K, clip.w2c, 32)
+    assert seen[0].all() and seen[1:].mean() < 1
+    warp = warp_baseline(clip.frames, clip.K, clip.w2c)
+    want = float(np.nanmean(psnr_per_frame(warp[1:25], clip.frames[1:25], seen[1:25])))
+    assert r["methods"]["warp"]["psnr_1s_seen"] == pytest.approx(want, abs=1e-6)
+    assert r["methods"]["warp"]["psnr_1s_seen"] > r["methods"]["repeat"]["psnr_1s_seen"] + 1
+    assert r["methods"]["repeat"]["psnr_1s"] == pytest.approx(
+        float(psnr_per_frame(np.repeat(clip.frames[:1], 24, 0), clip.frames[1:25]).mean()), abs=1e-6)
+
+
 def test_evaluate_reports_what_a_viewer_sees_and_drives_worlds_with_user_trajectories(tmp_path):
     """Detail kept, pulse and mosaic per window for every method and the autoencoder row, the
     truth's own pulse beside them; ``trajectory`` renders the same worlds under a named behaviour."""

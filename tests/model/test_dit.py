@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from model.config import replace
-from model.dit import PRESETS, VideoDiT, maps_from_first, reproject_latents, transfer_weights
+from model.dit import PRESETS, VideoDiT, maps_from_first, transfer_weights
+from model.warp import reproject_latents
 from model.kernels.attention import frame_visibility
 
 

@@ -13,7 +13,7 @@ from model.engine import ControlError, StreamingEngine, prepare_image
 
 def _engine(control="camera", fpl=4, **kw) -> StreamingEngine:
     torch.manual_seed(0)
-    ae = VideoAutoencoder(replace(AE_PRESETS["tiny"], frames_per_latent=fpl))
+    ae = VideoAutoencoder(replace(AE_PRESETS["tiny"], frames_per_latent=fpl, reference=kw.pop("reference", False)))
     dit = VideoDiT(replace(PRESETS["tiny"], control=control, reproject=kw.pop("reproject", False),
                            frames_per_latent=fpl))
     with torch.no_grad():
@@ -83,6 +83,80 @@ def test_streamed_frames_equal_the_whole_clip_decode_of_its_latents(dtype):
     got = np.concatenate(frames).astype(np.float32)
     err = np.abs(got[1:] - whole[1:])
     assert err.max() <= (1.0 if dtype == torch.float32 else 4.0) and err.mean() <= (0.01 if dtype == torch.float32 else 0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_reference_decoder_streams_from_the_first_image_warped_by_the_camera(dtype):
+    """With a reference decoder the engine keeps the last frame (at first the image it starts
+    from) and warps it by the rig's cameras; its frames equal the whole-clip reference decode of
+    the same latents from that image with the clip's frame maps."""
+    from controls.camera import CameraRig, CameraState, RigLimits, clip_frame_maps
+    from train.data import to_pixels
+
+    e = _engine(dtype=dtype, reference=True)
+    torch.nn.init.zeros_(e.ae.decoder.gate.bias)                  # the gate half open: the reference matters
+    first = e.reset(_image(), seed=2)
+    assert torch.equal(e.decoder.last.float(), to_pixels(first)[None].to(dtype).float())
+    controls = np.tile([2.5, 0.5, 0, 0.1, 0, 0, 0.01], (12, 1))
+    zs, frames = [e.state.prev], [first[None]]
+    for k in range(3):
+        frames.append(e.step(controls[4 * k:4 * k + 4]))
+        zs.append(e.state.prev)
+    rig = CameraRig(e.size, e.size, CameraState(fov_x=e.default_fov), RigLimits(pitch_deg=85.0, roll_deg=90.0))
+    Ks, w2cs = [rig.K()], [rig.w2c()]
+    for c in controls:
+        rig.step(c)
+        Ks.append(rig.K())
+        w2cs.append(rig.w2c())
+    maps = torch.from_numpy(clip_frame_maps(np.stack(Ks), np.stack(w2cs), e.size, e.size, 4))[None]
+    ref = VideoAutoencoder(e.ae.config)
+    ref.load_state_dict({k: v.float() for k, v in e.ae.state_dict().items()})
+    with torch.no_grad():
+        whole = ref.decode(ref.denormalize(torch.cat(zs).float())[None], maps, to_pixels(first)[None])[0]
+    whole = ((whole.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+    err = np.abs(np.concatenate(frames).astype(np.float32)[1:] - whole[1:])
+    assert err.max() <= (1.0 if dtype == torch.float32 else 6.0) and err.mean() <= (0.01 if dtype == torch.float32 else 0.6)
+
+
+def test_the_pixel_loop_engine_equals_the_rollout_that_recycles_the_frames_shown():
+    """With ``reencode`` the engine recycles the frames it showed, encoded again; the rollout with
+    PixelLoop as its recycle makes the same frames, and both differ from recycling the latent."""
+    from controls.camera import CameraRig, CameraState, RigLimits, clip_camera_tokens, clip_frame_maps
+    from model.autoencoder import PixelLoop
+    from model.sampling import rollout_one_step
+    from train.data import to_pixels
+
+    e = _engine(reference=True, reencode=True, dtype=torch.float32)
+    torch.nn.init.zeros_(e.ae.decoder.gate.bias)
+    first = e.reset(_image(), seed=5)
+    controls = np.tile([2.0, -0.5, 0, 0.1, 0, 0, 0], (12, 1))
+    got = np.concatenate([e.step(controls[4 * k:4 * k + 4]) for k in range(3)])
+    rig = CameraRig(e.size, e.size, CameraState(fov_x=e.default_fov), RigLimits(pitch_deg=85.0, roll_deg=90.0))
+    Ks, w2cs = [rig.K()], [rig.w2c()]
+    for c in controls:
+        rig.step(c)
+        Ks.append(rig.K())
+        w2cs.append(rig.w2c())
+    Ks, w2cs = np.stack(Ks), np.stack(w2cs)
+    ctrl = torch.from_numpy(clip_camera_tokens(Ks, w2cs, e.size, e.size, e.grid, 4))[None]
+    maps = torch.from_numpy(clip_frame_maps(Ks, w2cs, e.size, e.size, 4))[None]
+    x0 = to_pixels(first)[None]
+    with torch.no_grad():
+        z0 = e.ae.normalize(e.ae.encode_image(x0).float())
+        loop, shown = PixelLoop(e.ae, x0), []
+        loop.start(z0)
+
+        def recycle(k, z):
+            frames, z_in = loop(z, maps[:, k - 1])
+            shown.append(frames)
+            return z_in
+
+        latents = rollout_one_step(e.dit, z0, ctrl, 3, torch.Generator().manual_seed(5), None, recycle)
+        plain = rollout_one_step(e.dit, z0, ctrl, 3, torch.Generator().manual_seed(5))
+    want = ((torch.cat(shown, 1)[0].clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+    assert np.abs(got.astype(np.float32) - want).max() <= 1.0
+    assert torch.allclose(latents[:, 1], plain[:, 1])              # the first step recycles nothing yet
+    assert not torch.allclose(latents[:, 2:], plain[:, 2:], atol=1e-3)
 
 
 def test_same_seed_same_frames_other_seed_other_frames():

@@ -12,6 +12,7 @@ from train import losses
 from train.config import resolve
 from train.decoder_gan import START, STACK, STILL, StackSampler
 from train.loop import train
+from model.warp import warp_reference
 
 
 def _cfg(stage, data, run_dir, **kw):
@@ -40,11 +41,13 @@ def test_the_decoder_stage_trains_only_the_decoder(tiny_data, tmp_path, gan_loss
 def test_stacks_are_consecutive_frames_across_a_latent_boundary(tiny_data):
     reader = ShardReader(tiny_data / "train")
     s = StackSampler(reader, fpl=4, crop=16, still_fraction=0.3)
-    pp, prev, cur, kind = s.sample(64, np.random.default_rng(0))
+    pp, prev, cur, kind, maps = s.sample(64, np.random.default_rng(0))
     assert cur.shape == (64, 5, 3, 16, 16) and set(kind.tolist()) == {STACK, START, STILL}
+    assert maps.shape == (64, 4, 3, 3)
     for b in range(64):
         if kind[b] == STILL:
             assert (cur[b] == cur[b, :1]).all() and torch.equal(prev[b], cur[b]) and torch.equal(pp[b], cur[b])
+            assert torch.equal(maps[b], torch.eye(3).expand(4, 3, 3))
         else:
             assert torch.equal(cur[b, 0], prev[b, -1])            # the context frame ends the previous chunk
             if kind[b] == STACK:
@@ -77,3 +80,35 @@ def test_adversarial_decoder_losses():
     x = torch.tensor([1.0, 2.0, 3.0])
     rec, adv = (w * x).sum(), 0.5 * (w * x).sum()
     assert losses.adaptive_weight(rec, adv, w).item() == pytest.approx(2.0, rel=1e-3)
+
+
+def test_the_sampler_maps_warp_the_context_frame_onto_the_coming_frames(tiny_data):
+    """On the crop, the context frame warped by each map matches the coming frame where it was in
+    view far better than the frame repeated, or than the maps with mirroring ignored (rotation-only
+    homographies, so parallax leaves a small error)."""
+    reader = ShardReader(tiny_data / "train")
+    s = StackSampler(reader, fpl=4, crop=24, still_fraction=0.0)
+    pp, prev, cur, kind, maps = s.sample(64, np.random.default_rng(1))
+
+    def error(m):
+        ref = warp_reference(cur[:, 0], m)                      # (B, 4, 4, c, c)
+        mask = ref[:, :, 3:] > 0
+        return ((ref[:, :, :3] - cur[:, 1:]).abs() * mask).sum() / (3 * mask.sum()), mask
+
+    warped, mask = error(maps)
+    repeat = ((cur[:, :1] - cur[:, 1:]).abs() * mask).sum() / (3 * mask.sum())
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+    assert mask.float().mean() > 0.5
+    assert warped < 0.75 * repeat, (warped, repeat)
+    assert warped < 0.6 * error(mirror @ maps @ mirror)[0]
+
+
+def test_the_reference_decoder_stage_keeps_the_encoder_and_learns_the_reference(tiny_data, tmp_path):
+    train(_cfg("autoencoder", tiny_data, tmp_path))
+    final = train(_cfg("decoder", tiny_data, tmp_path, reference=True, steps=3, eval_every=3))
+    old = VideoAutoencoder.from_pretrained(tmp_path / "autoencoder" / "final" / "model")
+    new = VideoAutoencoder.from_pretrained(final / "model")
+    assert new.config.reference and not old.config.reference
+    o, n = old.state_dict(), new.state_dict()
+    assert all(torch.equal(o[k], n[k]) for k in o if k.startswith("encoder."))
+    assert any(not torch.equal(n[k], torch.zeros_like(n[k])) for k in n if k.startswith("decoder.ref_full.2"))

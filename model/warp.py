@@ -1,0 +1,70 @@
+"""Homography warps of frames and latents, with the mask of what was in view.
+
+A map (3, 3) takes normalised destination coordinates to normalised source coordinates (x, y in
+[-1, 1] at the image edges, pixel centres at i + 0.5: ``grid_sample(align_corners=False)``), as
+``controls.camera.reprojection_map`` makes them. It is resolution-free, so one map warps a 128 px
+frame and its 16 px latent alike.
+
+- ``reproject_latents``: the DiT's recycled latent moved to the commanded camera (edges replicated).
+- ``warp_reference``: the last decoded frame moved to each coming frame's camera, and the mask of
+  the pixels that were in its view (the reference the decoder copies from, model/autoencoder.py).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as Fn
+
+IDENTITY = torch.eye(3)
+
+
+def sample_points(maps: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """maps (N, 3, 3) -> source points (N, h, w, 2) for grid_sample and in_view (N, h, w) bool:
+    the point lies in front of the source camera and inside its image."""
+    ys = (torch.arange(h, device=maps.device, dtype=torch.float32) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w, device=maps.device, dtype=torch.float32) + 0.5) / w * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    dst = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(h * w, 3)          # (hw, 3)
+    src = torch.einsum("nij,pj->npi", maps.float(), dst)                           # (N, hw, 3)
+    zc = src[..., 2:]
+    front = zc > 1e-6
+    xy = src[..., :2] / torch.where(front, zc, torch.full_like(zc, 1e-6))
+    xy = torch.where(front, xy, torch.full_like(xy, 4.0)).clamp(-4.0, 4.0)
+    in_view = front[..., 0] & (xy.abs() <= 1.0).all(-1)
+    return xy.view(-1, h, w, 2), in_view.view(-1, h, w)
+
+
+def reproject_latents(z: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """Warp latents by homographies: z (B, F, C, h, w), maps (B, F, 3, 3). Bilinear, edges
+    replicated; a point behind the source camera takes the edge value too."""
+    B, F, C, h, w = z.shape
+    xy, _ = sample_points(maps.reshape(B * F, 3, 3), h, w)
+    out = Fn.grid_sample(z.flatten(0, 1).float(), xy, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.view(B, F, C, h, w).to(z.dtype)
+
+
+def warp_reference(frame: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """The reference of the coming frames: frame (B, 3, H, W) in [-1, 1], maps (B, n, 3, 3) from
+    each of the n coming frames to ``frame`` -> (B, n, 4, H, W): the warped RGB, zero outside the
+    old view, and the mask (1 where the pixel was in view, else 0). Computed in fp32."""
+    B, n = maps.shape[:2]
+    H, W = frame.shape[-2:]
+    xy, in_view = sample_points(maps.reshape(B * n, 3, 3), H, W)
+    src = frame.float()[:, None].expand(-1, n, -1, -1, -1).reshape(B * n, 3, H, W)
+    rgb = Fn.grid_sample(src, xy, mode="bilinear", padding_mode="border", align_corners=False)
+    mask = in_view[:, None].float()
+    return torch.cat([rgb * mask, mask], 1).view(B, n, 4, H, W)
+
+
+def crop_maps(maps: torch.Tensor, size: int, crop: int, y: torch.Tensor, x: torch.Tensor,
+              flip: torch.Tensor) -> torch.Tensor:
+    """Maps of a ``size`` frame -> the same maps on its ``crop`` square at (y, x), mirrored where
+    ``flip``: maps (B, n, 3, 3); y, x (B,) pixel offsets; flip (B,) bool."""
+    s = crop / size
+    A = torch.zeros(maps.shape[0], 3, 3, dtype=torch.float64)        # crop-normalised -> frame-normalised
+    A[:, 0, 0] = s * torch.where(flip, -1.0, 1.0).double()
+    A[:, 1, 1] = s
+    A[:, 0, 2] = (2 * x.double() + crop) / size - 1
+    A[:, 1, 2] = (2 * y.double() + crop) / size - 1
+    A[:, 2, 2] = 1
+    out = torch.linalg.inv(A)[:, None] @ maps.double() @ A[:, None]
+    return (out / out[..., 2:, 2:]).to(maps.dtype)

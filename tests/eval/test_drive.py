@@ -1,0 +1,51 @@
+"""The synthetic webcam drivers of eval/drive.py and one short drive through a tiny avatar."""
+import numpy as np
+import pytest
+import torch
+
+from controls.landmarks import INDEX
+from eval.drive import DRIVERS, arm_angles, drive, driver
+
+
+@pytest.fixture(scope="module")
+def drivers():
+    return {name: driver(name, 288) for name in DRIVERS}
+
+
+def test_drivers_are_what_a_webcam_would_see(drivers):
+    full = drivers["full"]
+    assert all(d.shape == (288, 33, 4) for d in drivers.values())
+    width = lambda lm: np.linalg.norm(lm[:, INDEX["left_shoulder"], :2] - lm[:, INDEX["right_shoulder"], :2], axis=1)
+    assert np.allclose(width(drivers["upper-body"]), 2.5 * width(full), rtol=1e-4)
+    assert (drivers["upper-body"][:, INDEX["left_knee"], 3] <= 0.1).all()          # legs under the desk
+    assert np.allclose(width(drivers["close"]), 3.5 * width(full), rtol=1e-4)
+    off = drivers["offcentre"]
+    assert ((off[..., 0] > 1) & (off[..., 3] < 0.1)).any()                          # partly out of the frame
+    sw = drivers["switch"]
+    assert (sw[:12, :, 3] == 0).all() and (sw[120:132, :, 3] == 0).all()          # nobody between turns
+    assert not np.allclose(sw[130:, 0, :2].mean(0), sw[20:110, 0, :2].mean(0), atol=0.1)  # another place
+
+
+def test_arm_angles_read_each_bone():
+    lm = np.zeros((33, 4), np.float32)
+    lm[INDEX["left_shoulder"], :2] = (0.5, 0.5)
+    lm[INDEX["left_elbow"], :2] = (0.5, 0.7)            # straight down: +90 degrees (y down)
+    lm[INDEX["left_wrist"], :2] = (0.7, 0.7)            # forearm to the right: 0 degrees
+    a = arm_angles(lm)
+    assert a[0] == pytest.approx(90.0) and a[1] == pytest.approx(0.0)
+
+
+def test_a_short_drive_reports_its_scores():
+    from model.autoencoder import PRESETS as AE_PRESETS
+    from model.autoencoder import VideoAutoencoder
+    from model.config import replace
+    from model.dit import PRESETS, VideoDiT
+    from model.engine import StreamingEngine
+
+    torch.manual_seed(0)
+    e = StreamingEngine(VideoAutoencoder(AE_PRESETS["tiny"]), VideoDiT(replace(PRESETS["tiny"], control="pose")),
+                        dtype=torch.float32)
+    r = drive(e, np.full((32, 32, 3), 90, np.uint8), None, driver("upper-body", 16), "relative")
+    assert r["frames"] == 16 and 0.0 <= r["person_found"] <= 1.0
+    assert set(r["arm_angle_error_deg"]) == {"left upper arm", "left forearm", "right upper arm", "right forearm"}
+    assert r["pose_ms_per_frame"] > 0

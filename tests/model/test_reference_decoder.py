@@ -1,0 +1,129 @@
+"""The reference decoder and its warps (model/warp.py, model/autoencoder.py): the warp moves pixels
+exactly and marks what was in view, crops and mirrors keep the geometry, the decoder copies only
+where the gate opens and the pixel was in view, and streaming decode equals whole-clip decode."""
+import numpy as np
+import pytest
+import torch
+
+from controls.camera import CameraRig, CameraState, clip_frame_maps, reprojection_map
+from model.autoencoder import PRESETS, StreamingDecoder, VideoAutoencoder, with_reference
+from model.warp import IDENTITY, crop_maps, sample_points, warp_reference
+
+
+def _shift(dx: float, size: int) -> torch.Tensor:
+    """Map of a destination pixel to the source pixel dx to its left (content moves right by dx)."""
+    m = torch.eye(3)
+    m[0, 2] = -2 * dx / size
+    return m
+
+
+def test_the_identity_warp_returns_the_frame_all_in_view():
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    ref = warp_reference(x, IDENTITY.expand(2, 3, 3, 3))
+    assert ref.shape == (2, 3, 4, 16, 16)
+    assert torch.allclose(ref[:, :, :3], x[:, None].expand(-1, 3, -1, -1, -1), atol=1e-6)
+    assert (ref[:, :, 3] == 1).all()
+
+
+def test_a_whole_pixel_shift_moves_pixels_exactly_and_masks_the_uncovered_band():
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    ref = warp_reference(x, _shift(3, 16)[None, None])[0, 0]
+    assert torch.allclose(ref[:3, :, 3:], x[0, :, :, :13], atol=1e-5)
+    assert (ref[3, :, :3] == 0).all() and (ref[3, :, 3:] == 1).all()
+    assert (ref[:3, :, :3] == 0).all()                        # nothing invented outside the old view
+
+
+def test_points_behind_the_source_camera_are_out_of_view():
+    m = torch.diag(torch.tensor([1.0, 1.0, -1.0]))             # every point behind the camera
+    _, in_view = sample_points(m[None], 8, 8)
+    assert not in_view.any()
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_crop_maps_warp_a_crop_as_the_full_frame_warp_cropped(flip):
+    rig = CameraRig(64, 64, CameraState(fov_x=60.0))
+    K0, W0 = rig.K(), rig.w2c()
+    rig.step(np.array([3.0, 1.0, 0.5, 0, 0, 0, 0.01]))
+    m = torch.from_numpy(reprojection_map(K0, W0, rig.K(), rig.w2c(), 64, 64))[None, None]
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    full = warp_reference(x, m)[0, 0]
+    y0, x0, c = 10, 20, 32
+    crop = x[:, :, y0:y0 + c, x0:x0 + c]
+    want = full[:, y0:y0 + c, x0:x0 + c]
+    if flip:
+        crop, want = crop.flip(-1), want.flip(-1)
+    got = warp_reference(crop, crop_maps(m, 64, c, torch.tensor([y0]), torch.tensor([x0]), torch.tensor([flip])))[0, 0]
+    # inside both views and a pixel away from the crop's edge (where bilinear reads the edge), they agree
+    inner = (got[3] > 0) & (want[3] > 0)
+    inner[[0, -1]], inner[:, [0, -1]] = False, False
+    inner &= torch.nn.functional.max_pool2d((got[3:] == 0).float()[None], 3, 1, 1)[0, 0] == 0
+    assert inner.float().mean() > 0.5
+    assert torch.allclose(got[:3][:, inner], want[:3][:, inner], atol=1e-4)
+
+
+def _tiny_reference(seed: int = 0) -> VideoAutoencoder:
+    torch.manual_seed(seed)
+    ae = with_reference(VideoAutoencoder(PRESETS["tiny"]))
+    for p in ae.decoder.parameters():                           # a trained-looking decoder: no zero convs
+        p.data.add_(0.05 * torch.randn_like(p))
+    return ae.eval()
+
+
+def test_a_closed_gate_decodes_as_the_decoder_without_its_reference_branch():
+    torch.manual_seed(0)
+    base = VideoAutoencoder(PRESETS["tiny"]).eval()
+    ref_ae = with_reference(base).eval()
+    torch.nn.init.constant_(ref_ae.decoder.gate.bias, -1e4)     # gate shut; the reference branch is still zero
+    z = torch.randn(1, 4, 8, 4, 4)
+    x0 = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(ref_ae.decode(z, first=x0), base.decode(z), atol=1e-6)
+
+
+def test_an_open_gate_copies_the_reference_where_it_was_in_view_only():
+    ae = _tiny_reference()
+    torch.nn.init.zeros_(ae.decoder.gate.weight)
+    torch.nn.init.constant_(ae.decoder.gate.bias, 1e4)          # gate wide open
+    z = torch.randn(1, 8, 4, 4)
+    last = torch.rand(1, 3, 32, 32) * 2 - 1
+    maps = _shift(4, 32)[None, None].expand(1, 4, 3, 3)
+    ref = warp_reference(last, maps)
+    with torch.no_grad():
+        out = ae.decode_step(z, z, ref)
+        free = ae.decode_step(z, z, torch.zeros_like(ref))
+    assert torch.allclose(out[:, :, :, :, 4:], ref[:, :, :3, :, 4:], atol=1e-5)   # copied where in view
+    assert not torch.allclose(out[:, :, :, :, :4], free[:, :, :, :, :4])         # drawn where new (the branch sees the reference)
+    assert (out[:, :, :, :, :4] - ref[:, :, :3, :, :4]).abs().max() > 1e-3
+
+
+def test_streaming_reference_decode_equals_whole_clip_decode():
+    ae = _tiny_reference(1)
+    rig = CameraRig(32, 32, CameraState(fov_x=60.0))
+    K, W = [rig.K()], [rig.w2c()]
+    for f in range(12):
+        rig.step(np.array([2.0, 0.5 * np.sin(f), 0, 0.1, 0, 0, 0]))
+        K.append(rig.K())
+        W.append(rig.w2c())
+    maps = torch.from_numpy(clip_frame_maps(np.stack(K), np.stack(W), 32, 32, 4))[None]   # (1, 3, 4, 3, 3)
+    z = torch.randn(1, 4, 8, 4, 4)
+    first = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        whole = ae.decode(z, maps, first)
+        s = StreamingDecoder(ae)
+        s.reset(first)
+        parts = [s(z[:, 0])] + [s(z[:, j], maps[:, j - 1]) for j in range(1, 4)]
+    assert whole.shape == (1, 13, 3, 32, 32)
+    assert torch.equal(torch.cat(parts, 1), whole)
+    assert torch.equal(s.last, whole[:, -1])
+
+
+def test_clip_frame_maps_take_every_frame_to_the_last_frame_of_the_latent_before():
+    rig = CameraRig(32, 32, CameraState(fov_x=60.0))
+    K, W = [rig.K()], [rig.w2c()]
+    for _ in range(8):
+        rig.step(np.array([1.5, 0, 0, 0, 0, 0, 0]))
+        K.append(rig.K())
+        W.append(rig.w2c())
+    maps = clip_frame_maps(np.stack(K), np.stack(W), 32, 32, 4)
+    assert maps.shape == (2, 4, 3, 3)
+    np.testing.assert_allclose(maps[1, 2], reprojection_map(K[4], W[4], K[7], W[7], 32, 32), atol=1e-6)
