@@ -43,7 +43,7 @@ from train import losses
 from train.config import TrainConfig
 from train.data import gaussian_blur, to_pixels, to_uint8
 from model.warp import crop_maps, warp_reference
-from train.loop import Stage
+from train.stage import Stage, default_device, split_dir, stage_dir
 
 
 STACK, START, STILL = 0, 1, 2    # kinds of sample: a chunk after two chunks, after the first frame, a still
@@ -111,8 +111,6 @@ class DecoderGanStage(Stage):
     phases = ("disc", "gen")
 
     def __init__(self, cfg: TrainConfig):
-        from train.stages import default_device, split_dir, stage_dir
-
         self.cfg = cfg
         self.device = default_device()
         init = cfg.init or stage_dir(cfg, "autoencoder") / "final" / "model"     # "": the run's own autoencoder

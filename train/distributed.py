@@ -34,6 +34,16 @@ FULL = StateDictOptions(full_state_dict=True)                         # full ten
 FULL_ON_RANK0 = StateDictOptions(full_state_dict=True, cpu_offload=True)  # on rank 0's CPU, {} elsewhere
 
 
+def rank() -> int:
+    """This process's rank under torchrun, 0 when not distributed."""
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world() -> int:
+    """The number of ranks under torchrun, 1 when not distributed."""
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
 def full_tensor(t: torch.Tensor) -> torch.Tensor:
     """The whole tensor behind a shard (collective), or ``t`` itself when it is not sharded."""
     return t.full_tensor() if isinstance(t, DTensor) else t

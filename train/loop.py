@@ -1,4 +1,4 @@
-"""The one training loop: every stage is a config plus a ``Stage`` object that computes losses.
+"""The one training loop: every stage is a config plus a ``Stage`` object (train/stage.py) that computes losses.
 
 The loop owns what all stages share: seeding, precision, optimisers, the lr schedule,
 gradient clipping, EMA, DDP or FSDP2 (train/distributed.py), CSV logs, loss curves, checkpoints
@@ -23,21 +23,15 @@ from model.config import to_dict
 from model.runtime import autocast, dtype_name, precision_info
 from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from train.config import TrainConfig
-from train.distributed import ShardedModels, full_tensor
-
-
-def _rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
-
-
-def _world() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
+from train.distributed import ShardedModels, full_tensor, rank
+from train.stage import Stage
+from train.stages import build_stage
 
 
 def step_seed(cfg: TrainConfig, step: int, phase: int) -> list[int]:
     """Seed material of one step: batches and noise depend only on (seed, rank, step, phase),
     so a resumed run draws exactly what an uninterrupted one would."""
-    return [cfg.seed, _rank(), step, phase]
+    return [cfg.seed, rank(), step, phase]
 
 
 def lr_at(cfg: TrainConfig, base: float, step: int) -> float:
@@ -76,43 +70,17 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-class Stage:
-    """What a stage provides to the loop (see train/stages.py for the implementations)."""
-    models: dict          # name -> Pretrained module saved in checkpoints
-    phases: tuple         # optimiser phases per step, e.g. ("main",) or ("disc", "gen")
-    phase_params: dict    # phase -> list of parameters
-    phase_lr: dict        # phase -> base lr
-    ema_model: str | None  # name of the model whose EMA is kept (exported instead of the raw one)
-    phase_optimizer: dict = {}  # phase -> optimiser name, when phases share one
-
-    def loss(self, phase: str, step: int, rng: np.random.Generator, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
-
-    def active(self, phase: str, step: int) -> bool:
-        """Whether ``phase`` runs at ``step`` (e.g. the generator waits while the discriminator warms up)."""
-        return True
-
-    def evaluate(self, step: int, out_dir: Path) -> dict:
-        return {}
-
-    def export(self, out_dir: Path, models: dict) -> None:
-        for name, m in models.items():
-            m.save_pretrained(out_dir / name)
-
-
 def train(cfg: TrainConfig, dry_run: bool = False, on_end=None) -> Path:
     """Run (or resume) ``cfg.stage``; returns the directory of the exported final models.
 
     ``on_end(models)``, if given, sees this rank's trained models (sharded under FSDP) before the
     function returns.
     """
-    from train.stages import build_stage
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.run_dir) / cfg.stage
-    rank0 = _rank() == 0
+    rank0 = rank() == 0
     if rank0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=True))

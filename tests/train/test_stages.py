@@ -240,6 +240,7 @@ def test_on_policy_distillation_targets_the_teachers_frame_after_the_generators_
     squared error to it joins the generator's loss."""
     import numpy as np
 
+    import train.adversarial as adversarial
     import train.stages as stages
     from model.sampling import rollout_one_step
 
@@ -260,7 +261,7 @@ def test_on_policy_distillation_targets_the_teachers_frame_after_the_generators_
     ref = rollout_one_step(st.dit, st.video[0], st._ctrl(st.ctrl), b, torch.Generator().manual_seed(s), st.warp)
     pos, eps, ctrl, warp, rolled = st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
     video = torch.cat([ref, rolled], 1)                     # the generator's own frames 0 .. a + S - 1
-    calls, real_frame = [], stages.causal_frame
+    calls, real_frame = [], adversarial.causal_frame
 
     def spy(dit, out, k, noise, control, warp_, steps, shift):
         calls.append(k)
@@ -270,11 +271,11 @@ def test_on_policy_distillation_targets_the_teachers_frame_after_the_generators_
         assert torch.equal(noise[:, k - 1], eps[:, k - a])    # the one-step frame's own noise
         return real_frame(dit, out, k, noise, control, warp_, steps, shift)
 
-    stages.causal_frame = spy
+    adversarial.causal_frame = spy
     try:
         loss, metrics = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
     finally:
-        stages.causal_frame = real_frame
+        adversarial.causal_frame = real_frame
     assert len(calls) == 2 and len(set(calls)) == 2
     assert metrics["teacher_mse"] > 0
     assert abs(loss.item() - metrics["g_loss"] - 0.5 * metrics["teacher_mse"]) < 1e-4
