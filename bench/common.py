@@ -25,12 +25,15 @@ PRESETS = {
 DEFAULT = "world-128"
 
 
-def build_models(preset: str) -> tuple[VideoAutoencoder, VideoDiT, bool]:
-    """(autoencoder, generator, trained?): shipped weights when they exist, else random ones."""
+def build_models(preset: str, model: str | Path | None = None) -> tuple[VideoAutoencoder, VideoDiT, bool]:
+    """(autoencoder, generator, trained?): the weights in ``model`` (a model directory), else the
+    shipped ones when they exist, else random ones."""
     if preset not in PRESETS:
         raise SystemExit(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     ae_p, dit_p, size, control, shipped = PRESETS[preset]
-    d = ASSETS / shipped
+    d = Path(model) if model else ASSETS / shipped
+    if model and not ((d / "generator").is_dir() and (d / "autoencoder").is_dir()):
+        raise SystemExit(f"{d} has no autoencoder/ and generator/")
     if (d / "generator").is_dir() and (d / "autoencoder").is_dir():
         return VideoAutoencoder.from_pretrained(d / "autoencoder"), VideoDiT.from_pretrained(d / "generator"), True
     ae = VideoAutoencoder(AE_PRESETS[ae_p])
@@ -43,9 +46,10 @@ def build_models(preset: str) -> tuple[VideoAutoencoder, VideoDiT, bool]:
     return ae, dit, False
 
 
-def engine_for(preset: str, compile: bool = False, dtype: str | torch.dtype = "auto") -> tuple[StreamingEngine, bool]:
-    ae, dit, trained = build_models(preset)
-    return StreamingEngine(ae, dit, compile=compile, dtype=dtype), trained
+def engine_for(preset: str, compile: bool = False, dtype: str | torch.dtype = "auto", model: str | None = None,
+               reencode: bool = False) -> tuple[StreamingEngine, bool]:
+    ae, dit, trained = build_models(preset, model)
+    return StreamingEngine(ae, dit, compile=compile, dtype=dtype, reencode=reencode), trained
 
 
 def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:

@@ -1,6 +1,6 @@
 """Streaming benchmark: the engine's real-time step, as the app runs it.
 
-    python -m bench.stream [--preset world-128] [--frames 1440] [--compile] [--dtype auto] --json
+    python -m bench.stream [--preset world-128] [--model DIR] [--reencode] [--frames 1440] [--compile] [--dtype auto] --json
 
 Prints one JSON object: fps (video frames per second at the median step), step_ms_p50/p95,
 step_ms_p95 near frame 100 and at the end (flatness), first_frame_ms, decode_ms_p50, dit_ms_p50,
@@ -37,13 +37,17 @@ def flops_per_step(engine) -> tuple[float, float]:
             dit.step(cache, z, z, ctrl, torch.ones(1), 1, warp)
         with FlopCounterMode(display=False) as fd:
             engine.ae.decode_step(z, z)
+            if engine.reencode:                   # the frames shown, encoded again (model/autoencoder.py PixelLoop)
+                x = torch.zeros(1, 1 + engine.fpl, 3, engine.size, engine.size, dtype=next(engine.ae.encoder.parameters()).dtype)
+                engine.ae.encode_chunks(x)
     return float(fc.get_total_flops()), float(fd.get_total_flops())
 
 
-def run(preset: str, frames: int, compile: bool = False, dtype: str = "auto") -> dict:
+def run(preset: str, frames: int, compile: bool = False, dtype: str = "auto", model: str | None = None,
+        reencode: bool = False) -> dict:
     keep_freed_memory()
     threads = set_threads()
-    engine, trained = engine_for(preset, compile, dtype)
+    engine, trained = engine_for(preset, compile, dtype, model, reencode)
     steps = max(2, frames // engine.fpl)
     first = np.random.default_rng(0).integers(0, 255, (engine.size, engine.size, 3), dtype=np.uint8)
     controls = controls_for(engine, steps)
@@ -68,7 +72,8 @@ def run(preset: str, frames: int, compile: bool = False, dtype: str = "auto") ->
     early = s[25:50] if len(s) >= 50 else s[: max(1, len(s) // 4)]   # around video frame 100-200
     late = s[-25:]
     return {
-        "preset": preset, "trained": trained, "resolution": engine.size, "frames": steps * engine.fpl,
+        "preset": preset, "model": model, "trained": trained, "reference_decoder": engine.ae.config.reference,
+        "reencode": reencode, "resolution": engine.size, "frames": steps * engine.fpl,
         "threads": threads, "compile": compile,
         "fps": round(engine.fpl * 1000.0 / float(np.median(s)), 2),
         "step_ms_p50": round(float(np.median(s)), 2), "step_ms_p95": round(float(np.percentile(s, 95)), 2),
@@ -96,10 +101,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT)
     p.add_argument("--frames", type=int, default=1440, help="video frames to generate (4 per step)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator step")
+    p.add_argument("--model", default=None, help="model directory (autoencoder/ and generator/) instead of the shipped one")
+    p.add_argument("--reencode", action="store_true", help="recycle the frames shown, encoded again (PixelLoop)")
     add_dtype_argument(p)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    r = run(a.preset, a.frames, a.compile, a.dtype)
+    r = run(a.preset, a.frames, a.compile, a.dtype, a.model, a.reencode)
     print(json.dumps(r) if a.json else "\n".join(f"{k:22s} {v}" for k, v in r.items()))
 
 

@@ -12,8 +12,9 @@ artifacts), ``pulse`` (frame change across latent boundaries over inside them: 1
 ``mosaic`` (power at the 16-px patch grid over the truth's: 1 is none); the truth's own pulse and
 grid peak are in ``floor``. The row ``autoencoder`` scores the ground truth encoded and decoded by
 the model's autoencoder: the bound of every generator that decodes its latents. For camera models the
-no-network rows ``repeat`` (the first frame held) and ``warp`` (the first frame warped in pixels by
-the commanded rotation, edges replicated) sit beside them, and ``psnr_1s_seen`` scores the first
+no-network rows ``repeat`` (the first frame held), ``warp`` (the first frame warped in pixels by
+the commanded rotation, edges replicated) and ``warp_recoded`` (that warp encoded and decoded) sit
+beside them, and ``psnr_1s_seen`` scores the first
 second on the pixels that were in view in frame 0 alone. Beside each
 FVD-lite figure (eval/stats.py): its 90 % bootstrap interval over the clips, the drift's interval,
 FD-infinity (the few-clip bias extrapolated away) and the share of windows whose content (world
@@ -45,7 +46,8 @@ from model.warp import sample_points
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 RECON = "autoencoder"      # the ground truth through the autoencoder, beside the methods
-BASELINES = ("repeat", "warp")   # no network: the first frame held, or warped by the commanded rotation
+# no network: the first frame held, warped by the commanded rotation, or that warp through the autoencoder
+BASELINES = ("repeat", "warp", "warp_recoded")
 
 
 def seen_masks(K: np.ndarray, w2c: np.ndarray, size: int) -> np.ndarray:
@@ -57,6 +59,13 @@ def seen_masks(K: np.ndarray, w2c: np.ndarray, size: int) -> np.ndarray:
 
 def baseline(name: str, gt: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
     return np.repeat(gt[:1], len(gt), 0) if name == "repeat" else warp_baseline(gt, K, w2c)
+
+
+def recoded(ae: VideoAutoencoder, video: np.ndarray, ctl: Controls, dtype: torch.dtype) -> np.ndarray:
+    """A no-network video through the autoencoder (encoded and decoded), its first frame kept."""
+    out = reconstruct(ae, video, dtype=dtype, maps=ctl.frame_maps(video.shape[1], len(video), ae.config.frames_per_latent))
+    out[0] = video[0]
+    return out
 
 
 def ground_truth(source: str, index: int, n_frames: int, size: int, trajectory: str | None = None):
@@ -141,6 +150,8 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
             t = time.perf_counter()
             if m == RECON:
                 video = reconstruct(ae, gt, dtype=dtype, maps=ctl.frame_maps(size, n_frames, fpl))
+            elif m == "warp_recoded":
+                video = recoded(ae, baseline("warp", gt, clip.K, clip.w2c), ctl, dtype)
             elif m in BASELINES:
                 video = baseline(m, gt, clip.K, clip.w2c)
             else:

@@ -45,12 +45,13 @@ def reproject_latents(z: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
 def warp_reference(frame: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     """The reference of the coming frames: frame (B, 3, H, W) in [-1, 1], maps (B, n, 3, 3) from
     each of the n coming frames to ``frame`` -> (B, n, 4, H, W): the warped RGB, zero outside the
-    old view, and the mask (1 where the pixel was in view, else 0). Computed in fp32."""
+    old view, and the mask (1 where the pixel was in view, else 0). Computed in fp32, bicubic (a
+    stream warps every frame again: bilinear's half-pixel blur would add up within a second)."""
     B, n = maps.shape[:2]
     H, W = frame.shape[-2:]
     xy, in_view = sample_points(maps.reshape(B * n, 3, 3), H, W)
     src = frame.float()[:, None].expand(-1, n, -1, -1, -1).reshape(B * n, 3, H, W)
-    rgb = Fn.grid_sample(src, xy, mode="bilinear", padding_mode="border", align_corners=False)
+    rgb = Fn.grid_sample(src, xy, mode="bicubic", padding_mode="border", align_corners=False).clamp(-1, 1)
     mask = in_view[:, None].float()
     return torch.cat([rgb * mask, mask], 1).view(B, n, 4, H, W)
 

@@ -70,6 +70,7 @@ class TrainConfig:
     gan_loss: str = "relativistic"      # relativistic (R3GAN, with exact R1 + R2 of weight r_gamma) | hinge
     adv_weight: float = 0.5             # the adversarial term, times VQGAN's adaptive weight
     fm_weight: float = 1.0              # feature matching on the discriminator's levels
+    gdl_weight: float = 0.0             # gradient difference loss (sharp edges, train/losses.py)
     reference: bool = False             # make the decoder a reference decoder: it copies from the last frame warped
                                         # by the commanded camera (model/autoencoder.py)
     temporal_weight: float = 0.0        # L1 of the frame-to-frame changes against the truth's (the latent boundary's

@@ -23,8 +23,9 @@ judged beside the detail. Losses:
 With ``reference`` the decoder becomes a reference decoder (model/autoencoder.py): each sample
 also carries the context frame warped to every coming frame's camera (model/warp.py; the
 identity for pose clips) with its in-view mask. So that copying stays honest, the context frame
-is the truth, the decoder's own frame without a reference (soft), the truth blurred and noisy,
-another sample's frame (wrong), or missing, in the shares of ``REFERENCE_MIX``.
+is the truth, the decoder's own frame (the previous chunk decoded with its reference, as in a
+stream), the truth blurred and noisy, another sample's frame (wrong), or missing, in the shares of
+``REFERENCE_MIX``; ``gdl_weight`` adds the gradient difference loss against the blur of copying.
 """
 from __future__ import annotations
 
@@ -47,9 +48,10 @@ from train.stage import Stage, default_device, split_dir, stage_dir
 
 
 STACK, START, STILL = 0, 1, 2    # kinds of sample: a chunk after two chunks, after the first frame, a still
-# what the reference decoder's context frame is, and how often: the truth, the decoder's own frame
-# decoded without a reference, the truth blurred (sigma 0.5-1.5 px) with noise, another sample's, none
-REFERENCE_MIX = {"truth": 0.35, "decoded": 0.3, "blurred": 0.2, "wrong": 0.05, "missing": 0.1}
+# what the reference decoder's context frame is, and how often: the truth, the decoder's own last frame
+# of the chunk before (decoded from the truth before that, as a stream decodes each chunk from the last),
+# the truth blurred (sigma 0.5-1.5 px) with noise, another sample's, none
+REFERENCE_MIX = {"truth": 0.3, "decoded": 0.35, "blurred": 0.2, "wrong": 0.05, "missing": 0.1}
 
 
 class StackSampler:
@@ -57,8 +59,8 @@ class StackSampler:
     with cur[:, 0] = prev[:, -1] the context frame, each sample's kind (B,): STACK, START (the
     chunk before ``prev`` is the clip's first frame, coded alone: pp is that frame repeated) or
     STILL (a single frame repeated, coded alone, as the first frame of a stream), and the maps
-    (B, fpl, 3, 3) from each of cur's new frames to its context frame, on the crop (the commanded
-    camera's homography where the clips have cameras, else the identity)."""
+    (B, 2, fpl, 3, 3) from each of prev's and cur's new frames to their context frame, on the crop
+    (the commanded camera's homography where the clips have cameras, else the identity)."""
 
     def __init__(self, reader: ShardReader, fpl: int, crop: int, still_fraction: float):
         self.reader, self.fpl, self.crop, self.still = reader, fpl, crop, still_fraction
@@ -72,7 +74,7 @@ class StackSampler:
         n, fpl = 1 + self.fpl, self.fpl
         out = np.empty((3, batch, n, self.crop, self.crop, 3), np.uint8)
         kind = np.full(batch, STACK)
-        maps = np.tile(np.eye(3, dtype=np.float32), (batch, fpl, 1, 1))
+        maps = np.tile(np.eye(3, dtype=np.float32), (batch, 2, fpl, 1, 1))
         ys, xs, flips = np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.zeros(batch, bool)
         for b in range(batch):
             i = int(rng.integers(len(self.reader)))
@@ -93,16 +95,17 @@ class StackSampler:
             out[2, b], out[1, b] = crop[s:s + n], crop[s - fpl:s + 1]
             K, w2c = self.reader.truth(i, "K"), self.reader.truth(i, "w2c")
             if K is not None and w2c is not None:
-                for j in range(fpl):
-                    maps[b, j] = reprojection_map(K[s], w2c[s], K[s + 1 + j], w2c[s + 1 + j], self.W, self.H)
+                for c, a in enumerate((s - fpl, s)):
+                    for j in range(fpl):
+                        maps[b, c, j] = reprojection_map(K[a], w2c[a], K[a + 1 + j], w2c[a + 1 + j], self.W, self.H)
             if s == fpl:
                 kind[b] = START
                 out[0, b] = crop[0]
             else:
                 out[0, b] = crop[s - 2 * fpl:s - fpl + 1]
         pp, prev, cur = (to_pixels(o) for o in out)
-        maps = crop_maps(torch.from_numpy(maps), self.W, self.crop, torch.from_numpy(ys), torch.from_numpy(xs),
-                         torch.from_numpy(flips))
+        maps = crop_maps(torch.from_numpy(maps).flatten(1, 2), self.W, self.crop, torch.from_numpy(ys),
+                         torch.from_numpy(xs), torch.from_numpy(flips)).unflatten(1, (2, fpl))
         return pp, prev, cur, torch.from_numpy(kind), maps
 
 
@@ -150,8 +153,12 @@ class DecoderGanStage(Stage):
             z_cur = torch.where(k == STILL, coded_alone, z_cur)
             noise = self.cfg.latent_noise * torch.randn((2, *z_cur.shape), generator=gen).to(self.device, z_cur.dtype)
             z_cur, z_prev = z_cur + noise[0], z_prev + noise[1]
-            ctx = self.ae.decode_step(z_prev, z_pp)[:, -1:]                # (B, 1, 3, c, c)
-            ref = self._reference(cur[:, 0], ctx[:, 0].float(), maps, kind, rng) if self.cfg.reference else None
+            ref = None
+            if self.cfg.reference:             # the previous chunk decoded as a stream would: from the truth before it
+                ref = warp_reference(prev[:, 0], maps[:, 0]) * (kind != STILL).view(B, 1, 1, 1, 1)
+            ctx = self.ae.decode_step(z_prev, z_pp, ref)[:, -1:]           # (B, 1, 3, c, c)
+            if self.cfg.reference:
+                ref = self._reference(cur[:, 0], ctx[:, 0].float(), maps[:, 1], kind, rng)
         batch = (cur, z_cur, z_prev, ctx, ref)
         self._batch = (step, batch)
         return batch
@@ -208,9 +215,12 @@ class DecoderGanStage(Stage):
             adv = losses.relativistic_g_loss(d_fake, d_real)
         fm = losses.feature_matching_loss(f_fake, f_real)
         tmp = losses.temporal_difference_loss(fake, cur)
+        gdl = losses.gradient_difference_loss(fake[:, 1:], cur[:, 1:]) if self.cfg.gdl_weight else torch.zeros(())
         w = losses.adaptive_weight(rec, adv, self.ae.decoder.conv_out.weight) if torch.is_grad_enabled() else 1.0
-        loss = rec + self.cfg.adv_weight * w * adv + self.cfg.fm_weight * fm + self.cfg.temporal_weight * tmp
-        return loss, {"rec": rec.item(), "g_adv": adv.item(), "fm": fm.item(), "temporal": tmp.item(), "adv_w": float(w)}
+        loss = (rec + self.cfg.adv_weight * w * adv + self.cfg.fm_weight * fm + self.cfg.temporal_weight * tmp
+                + self.cfg.gdl_weight * gdl)
+        return loss, {"rec": rec.item(), "g_adv": adv.item(), "fm": fm.item(), "temporal": tmp.item(),
+                      "gdl": gdl.item(), "adv_w": float(w)}
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

@@ -131,6 +131,17 @@ def temporal_difference_loss(fake: torch.Tensor, real: torch.Tensor, boundary: i
     return err[:, :boundary].mean() + err[:, boundary:].mean()
 
 
+def gradient_difference_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Gradient difference loss (Mathieu et al. 2016, "Deep multi-scale video prediction beyond mean
+    square error", eq. 5 with alpha = 1): L1 between the absolute horizontal and vertical pixel
+    differences of fake and real images (..., H, W). An L1 loss alone is minimised by the blur of
+    what is uncertain; this term charges for every edge the fake lacks or adds."""
+    f, r = fake.float(), real.float()
+    dx = ((f[..., :, 1:] - f[..., :, :-1]).abs() - (r[..., :, 1:] - r[..., :, :-1]).abs()).abs().mean()
+    dy = ((f[..., 1:, :] - f[..., :-1, :]).abs() - (r[..., 1:, :] - r[..., :-1, :]).abs()).abs().mean()
+    return dx + dy
+
+
 def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
     """Feature matching (Wang et al. 2018, pix2pixHD eq. 4): the mean over the discriminator's
     levels of the L1 distance between its features of the fake and of the paired real input (the

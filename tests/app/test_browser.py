@@ -66,6 +66,11 @@ def test_avatar_follows_the_webcam(page, live):
     assert s.mode == "avatar" and s.state == "running"
     assert len(s.timings.pose_ms) > 5 and s.pose.detected                  # MediaPipe sees the person
     assert np.ptp(np.array(noses)[:, 0]) > 0.03                             # ... moving side to side
+    # the webcam shows a close upper body (the astronaut's head and shoulders): retargeted, the
+    # avatar keeps its own body, its legs standing where they were, its hips at their height
+    cur, body = s.pose.current(), s.pose.body
+    assert s.pose.retarget_mode == "relative"
+    assert np.abs(cur[23:33, 1] - body[23:33, 1]).max() < 0.02
     assert all(f.shape == (32, 32, 3) for f in frames)
     assert len({f.tobytes() for f in frames}) >= 6                          # new frames keep coming
     assert page.get_attribute("#aapt-skeleton img", "src")                  # the skeleton preview is shown

@@ -103,7 +103,7 @@ def test_the_no_network_rows_and_the_seen_pixels(tmp_path):
     ae, dit = _tiny()
     ae.save_pretrained(tmp_path / "autoencoder")
     dit.save_pretrained(tmp_path / "generator")
-    r = evaluate(str(tmp_path), ["aapt", "repeat", "warp"], clips=1, n_frames=25, window=24, features="",
+    r = evaluate(str(tmp_path), ["aapt", "repeat", "warp", "warp_recoded"], clips=1, n_frames=25, window=24, features="",
                  revisit=False, first_clip=2)                   # test clip 2 turns (clip 0 walks forward)
     clip = ground_truth("world", 2, 25, 32)
     seen = seen_masks(clip.K, clip.w2c, 32)
@@ -112,6 +112,10 @@ def test_the_no_network_rows_and_the_seen_pixels(tmp_path):
     want = float(np.nanmean(psnr_per_frame(warp[1:25], clip.frames[1:25], seen[1:25])))
     assert r["methods"]["warp"]["psnr_1s_seen"] == pytest.approx(want, abs=1e-6)
     assert r["methods"]["warp"]["psnr_1s_seen"] > r["methods"]["repeat"]["psnr_1s_seen"] + 1
+    recoded = reconstruct(ae, warp)
+    recoded[0] = warp[0]
+    assert r["methods"]["warp_recoded"]["psnr_1s"] == pytest.approx(
+        float(psnr_per_frame(recoded[1:25], clip.frames[1:25]).mean()), abs=1e-6)
     assert r["methods"]["repeat"]["psnr_1s"] == pytest.approx(
         float(psnr_per_frame(np.repeat(clip.frames[:1], 24, 0), clip.frames[1:25]).mean()), abs=1e-6)
 

@@ -43,11 +43,11 @@ def test_stacks_are_consecutive_frames_across_a_latent_boundary(tiny_data):
     s = StackSampler(reader, fpl=4, crop=16, still_fraction=0.3)
     pp, prev, cur, kind, maps = s.sample(64, np.random.default_rng(0))
     assert cur.shape == (64, 5, 3, 16, 16) and set(kind.tolist()) == {STACK, START, STILL}
-    assert maps.shape == (64, 4, 3, 3)
+    assert maps.shape == (64, 2, 4, 3, 3)
     for b in range(64):
         if kind[b] == STILL:
             assert (cur[b] == cur[b, :1]).all() and torch.equal(prev[b], cur[b]) and torch.equal(pp[b], cur[b])
-            assert torch.equal(maps[b], torch.eye(3).expand(4, 3, 3))
+            assert torch.equal(maps[b], torch.eye(3).expand(2, 4, 3, 3))
         else:
             assert torch.equal(cur[b, 0], prev[b, -1])            # the context frame ends the previous chunk
             if kind[b] == STACK:
@@ -89,6 +89,8 @@ def test_the_sampler_maps_warp_the_context_frame_onto_the_coming_frames(tiny_dat
     reader = ShardReader(tiny_data / "train")
     s = StackSampler(reader, fpl=4, crop=24, still_fraction=0.0)
     pp, prev, cur, kind, maps = s.sample(64, np.random.default_rng(1))
+    assert torch.equal(cur[:, 0], prev[:, -1])
+    maps = maps[:, 1]                                             # cur's frames to its context frame
 
     def error(m):
         ref = warp_reference(cur[:, 0], m)                      # (B, 4, 4, c, c)
