@@ -1,180 +1,51 @@
-"""Per-tab streams: one ``Session`` per browser tab (engine, control state, recorder), a ``SessionManager``
-that limits concurrent streams and frees idle ones, and the ``FramePlayer`` that paces frames.
+"""Per-tab streams: one ``Session`` per browser tab (engine, control state, recorder), made and freed
+by the ``SessionManager`` (``app/manager.py``), which limits concurrent streams (``app/slots.py``).
 
-No UI imports: ``app/ui.py`` turns the events of ``Session.stream()`` into Gradio outputs.
+No UI imports: ``app/ui.py`` turns the events of ``Session.stream()`` into Gradio outputs and
+changes a session only through its public methods.
 
 Threads: each running session has one worker thread, the only place its engine steps while it
-streams. It samples the newest control just before each step (``FramePlayer.next_step_at``
-tells it when, so the control is as fresh as possible) and publishes the 4 frames to the
+streams. It samples the newest control just before each step (``FramePlayer.next_step_at``,
+app/player.py, tells it when, so the control is as fresh as possible) and publishes the 4 frames to the
 player. The page's generator pulls frames from the player as they fall due; a frame the page
 could not show in time is dropped, never queued, so latency cannot grow. UI handlers only set
 state (controls, a pending reset) and return at once.
+
+Controls come from one ``ControlSource`` (controls/source.py), chosen by the model's control mode
+when its engine is made: the keys and sliders of a world model, the body pose of an avatar (the
+webcam through ``WebcamTracker``, controls/tracker.py, or a recorded motion).
 """
 from __future__ import annotations
 
-import collections
 import logging
 import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from app.examples import image_digest
-from app.models import ModelInfo, ModelStore
+from app.models import ModelInfo
+from app.player import Frame, FramePlayer, Timings
 from app.recorder import Recorder
 from controls.camera_input import CameraInput
-from controls.detector import MIN_SIDE, PoseDetector, as_rgb_frame, find_person
-from controls.landmarks import draw_skeleton, to_square
+from controls.detector import find_person
+from controls.landmarks import to_square
 from controls.motion import RecordedMotion
 from controls.pose import NUM_LANDMARKS
 from controls.pose_input import PoseInput
-from model.engine import ControlError, StepTiming, StreamingEngine, prepare_image
+from controls.source import ControlSource, source_for
+from controls.tracker import WebcamTracker, pose_canvas
+from model.engine import ControlError, StreamingEngine, prepare_image
+
+if TYPE_CHECKING:
+    from app.manager import SessionManager
 
 log = logging.getLogger(__name__)
-
-
-# ----------------------------------------------------------------------------- frame pacing
-@dataclass
-class Frame:
-    """One video frame on its way to the page."""
-    image: np.ndarray            # (H, W, 3) uint8
-    index: int                   # video frame number in this stream
-    control_seq: int             # newest client control sequence number the frame reflects
-    control_at: float            # monotonic time that control arrived at the server
-    made_at: float               # monotonic time the frame's step finished
-    shown_at: float = 0.0        # monotonic time it was handed to the page
-
-
-class FramePlayer:
-    """Paces chunks of frames for display; thread-safe.
-
-    The first frame of a chunk is due when it arrives (or right after the frame before it);
-    the others follow at ``frame_dt`` = max(1 / fps, step time / chunk size), so the stream
-    plays at the model's frame rate when the engine keeps up and as fast as it can when not.
-    A backlog longer than one chunk is dropped, and so is every due frame but the newest.
-    """
-
-    def __init__(self, fps: float = 24.0, margin_s: float = 0.010):
-        self.min_dt = 1.0 / fps
-        self.margin_s = margin_s
-        self._cond = threading.Condition()
-        self.clear()
-
-    def clear(self) -> None:
-        with self._cond:
-            self._queue: collections.deque[tuple[float, Frame]] = collections.deque()
-            self.last_due = 0.0
-            self.frame_dt = self.min_dt
-            self.step_s = 0.0
-            self.dropped = 0
-            self._cond.notify_all()
-
-    def push(self, frames: list[Frame], step_s: float | None = None, preempt: bool = False) -> None:
-        """Queue a chunk; ``preempt`` (a fresh user input) drops what is still queued and shows it now."""
-        now = time.monotonic()
-        with self._cond:
-            if preempt and self._queue:
-                self.dropped += len(self._queue)
-                self._queue.clear()
-                self.last_due = now - self.frame_dt
-            if step_s is not None and step_s > 0:
-                self.step_s = step_s if self.step_s == 0 else 0.8 * self.step_s + 0.2 * step_s
-                self.frame_dt = max(self.min_dt, self.step_s / max(1, len(frames)))
-            start = max(now, self.last_due + self.frame_dt)           # even spacing after the last frame
-            if start - now > self.frame_dt * max(1, len(frames)):     # over a chunk behind: catch up
-                self.dropped += len(self._queue)
-                self._queue.clear()
-                start = now
-            for k, f in enumerate(frames):
-                self._queue.append((start + k * self.frame_dt, f))
-            self.last_due = self._queue[-1][0]
-            self._cond.notify_all()
-
-    def next_step_at(self) -> float:
-        """When the worker should start its next step so the chunk lands as the last one ends."""
-        with self._cond:
-            return self.last_due + self.frame_dt - self.step_s - self.margin_s
-
-    def pop(self, timeout: float) -> Frame | None:
-        """The newest frame that is due, waiting up to ``timeout`` s; None if none fell due."""
-        end = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                if self._queue and self._queue[0][0] <= now:
-                    item = self._queue.popleft()[1]
-                    while self._queue and self._queue[0][0] <= now:   # the page fell behind: skip
-                        item = self._queue.popleft()[1]
-                        self.dropped += 1
-                    item.shown_at = now
-                    return item
-                if now >= end:
-                    return None
-                wait = end - now
-                if self._queue:
-                    wait = min(wait, self._queue[0][0] - now)
-                self._cond.wait(max(wait, 0.0005))
-
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
-
-# ----------------------------------------------------------------------------- stream slots
-class Slots:
-    """At most ``n`` streams at once; the rest wait in arrival order."""
-
-    def __init__(self, n: int):
-        self.n = max(1, int(n))
-        self._holders: set[str] = set()
-        self._waiting: list[str] = []
-        self._cond = threading.Condition()
-
-    def acquire(self, sid: str, timeout: float = 0.0) -> int:
-        """0 once ``sid`` holds a slot, else its 1-based place in the line (after waiting up to timeout)."""
-        end = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                if sid in self._holders:
-                    return 0
-                if sid not in self._waiting:
-                    self._waiting.append(sid)
-                place = self._waiting.index(sid)
-                if len(self._holders) + place < self.n:
-                    self._waiting.remove(sid)
-                    self._holders.add(sid)
-                    return 0
-                left = end - time.monotonic()
-                if left <= 0:
-                    return place + 1 - (self.n - len(self._holders))
-                self._cond.wait(left)
-
-    def leave_line(self, sid: str) -> None:
-        with self._cond:
-            if sid in self._waiting:
-                self._waiting.remove(sid)
-                self._cond.notify_all()
-
-    def release(self, sid: str) -> None:
-        with self._cond:
-            self._holders.discard(sid)
-            if sid in self._waiting:
-                self._waiting.remove(sid)
-            self._cond.notify_all()
-
-    def holds(self, sid: str) -> bool:
-        with self._cond:
-            return sid in self._holders
-
-    @property
-    def in_use(self) -> int:
-        with self._cond:
-            return len(self._holders)
 
 
 # ----------------------------------------------------------------------------- events to the page
@@ -186,48 +57,6 @@ class StreamEvent:
     message: str = ""
     stats: str | None = None         # a fresh readout line (about twice a second)
     preview: np.ndarray | None = None  # a fresh "what drives the avatar" image
-
-
-@dataclass
-class Timings:
-    """Rolling readouts of one stream."""
-    step_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=48))
-    dit_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=48))
-    decode_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=48))
-    pose_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=48))
-    latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=16))
-    shown: collections.deque = field(default_factory=lambda: collections.deque(maxlen=96))
-    made: collections.deque = field(default_factory=lambda: collections.deque(maxlen=96))
-    steps: int = 0                   # steps made in this stream (the deques keep only the newest)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add_step(self, t: StepTiming, made_at: float, frames: int) -> None:
-        with self._lock:
-            self.step_ms.append(t.total_ms)
-            self.dit_ms.append(t.dit_ms)
-            self.decode_ms.append(t.decode_ms)
-            self.made.extend([made_at] * frames)
-            self.steps += 1
-
-    def steps_since(self, seen: int) -> tuple[int, list[float]]:
-        """(steps made so far, step times in ms of the steps after the first ``seen`` that are still held)."""
-        with self._lock:
-            new = min(self.steps - seen, len(self.step_ms))
-            return self.steps, (list(self.step_ms)[-new:] if new > 0 else [])
-
-    @staticmethod
-    def med(d: collections.deque) -> float | None:
-        return float(np.median(list(d))) if d else None
-
-    @staticmethod
-    def rate(d: collections.deque, now: float, span: float = 2.0, least: float = 0.25) -> float:
-        """Events per second over the last ``span`` seconds: the events after the window's first
-        timestamp over the time since it. Frames made by one step share a timestamp, so a
-        window must cover ``least`` seconds (a few steps) before it says anything (0 until then)."""
-        ts = [t for t in list(d) if now - t <= span]
-        if not ts or ts[-1] - ts[0] < least:
-            return 0.0
-        return sum(1 for t in ts if t > ts[0]) / (ts[-1] - ts[0])
 
 
 # ----------------------------------------------------------------------------- the session
@@ -251,12 +80,12 @@ class Session:
         self.pose = PoseInput(retarget="relative")
         self.body_note = ""                            # why the avatar moves a standard body, if it does
         self._bodies: dict[str, np.ndarray | None] = {}   # image digest -> the avatar's body in it
-        self.detector: PoseDetector | None = None
+        self.control_source: ControlSource | None = None   # chosen with the engine, by its control mode
+        self.tracker = WebcamTracker()                 # webcam frame -> driver's pose and preview
         self.pose_source = "webcam"                   # webcam | motion
-        self.webcam_shape: tuple[int, int] | None = None
         self.webcam_note = ""                          # why the last webcam frame could not be used
         self.player = FramePlayer(manager.fps)
-        self.timings = Timings()
+        self.timings = self._new_timings()
         self.recorder: Recorder | None = None
         self.record_armed = False
         self.last_recording: Path | None = None
@@ -288,6 +117,11 @@ class Session:
         v = self.camera.set_slider(axis, value)
         self._control_changed(None)
         return v
+
+    def stop_moving(self) -> None:
+        """All sliders to 0 and all keys up (the page's *Stop moving*)."""
+        self.camera.release()
+        self.touch()
 
     def _control_changed(self, seq: int | None) -> None:
         """A key or slider changed: the worker steps at once rather than at its next slot, and the
@@ -339,31 +173,24 @@ class Session:
         return body
 
     def webcam_frame(self, frame: np.ndarray | None) -> np.ndarray | None:
-        """One webcam frame: detect the body, feed the pose control; returns the preview (frame + skeleton)."""
+        """One webcam frame: detect the body, feed the pose control; returns the preview (frame +
+        skeleton, and beside it the retargeted pose the model receives)."""
         self.touch()
-        rgb = as_rgb_frame(frame)
+        if not self._webcam_drives:
+            return self.tracker.preview(frame)
         t = time.monotonic()
-        if self.mode != "avatar" or self.pose_source != "webcam":
-            return None if rgb is None else _preview(rgb, None)
-        if rgb is None:
-            self.webcam_note = _unusable(frame)
-            self.pose.push(None, t)
+        landmarks, preview, self.webcam_note = self.tracker.track(frame)
+        self.pose.push(landmarks, t)
+        if preview is None:                        # no picture in the frame: nobody in view
             return None
-        self.webcam_note = ""
-        self.webcam_shape = rgb.shape[:2]
-        if self.detector is None:
-            self.detector = PoseDetector(model_complexity=1)
-        t0 = time.perf_counter()
-        lm = self.detector.detect(_shrink(rgb, DETECT_WIDTH))     # landmarks are normalised: any scale will do
-        self.timings.pose_ms.append((time.perf_counter() - t0) * 1e3)
-        H, W = rgb.shape[:2]
-        self.pose.push(None if lm is None else to_square(lm, W, H), t)
         self.control_at = t
-        preview = _preview(rgb, lm)
         if self.pose.retargeter is None:
             return preview
-        # beside the driver, the retargeted pose the model receives
-        return np.concatenate([preview, _pose_canvas(self.pose.current(), preview.shape[0])], 1)
+        return np.concatenate([preview, pose_canvas(self.pose.current(), preview.shape[0])], 1)
+
+    @property
+    def _webcam_drives(self) -> bool:
+        return self.mode == "avatar" and self.pose_source == "webcam"
 
     def set_first_frame(self, mode: str, image: np.ndarray | None) -> np.ndarray | None:
         """Choose the first frame of a mode (None: the default); returns what the model will see.
@@ -400,6 +227,11 @@ class Session:
                     self._reset_engine()
 
     # ------------------------------------------------------------------ engine (worker thread or locked)
+    @property
+    def loaded_model(self) -> str | None:
+        """The label of the model the engine runs (None before the first start)."""
+        return self.engine_label
+
     def _model(self) -> ModelInfo:
         info = self.manager.store.get(self.model_label, self.mode)
         if info is None:
@@ -411,6 +243,7 @@ class Session:
         if self.engine is None or self.engine_label != info.label:
             self.engine = self.manager.store.engine(info)
             self.engine_label = info.label
+            self.control_source = source_for(self.engine.mode, self.camera, self.pose)
         return self.engine
 
     def _reset_engine(self) -> np.ndarray:
@@ -437,12 +270,9 @@ class Session:
         return first
 
     def _controls(self, engine: StreamingEngine) -> np.ndarray | None:
-        now = time.monotonic()
-        if engine.mode == "camera":
-            return self.camera.next_frames(engine.fpl)
-        if engine.mode == "pose":
-            return self.pose.next_frames(engine.fpl, now)
-        return None
+        """The next step's controls from the engine's source (None for a model that takes none)."""
+        source = self.control_source
+        return None if source is None else source.next_frames(engine.fpl, time.monotonic())
 
     def _step(self) -> list[Frame]:
         engine = self._ensure_engine()
@@ -505,7 +335,7 @@ class Session:
             self.state = "running"
             self.message = ""
             self._last_latency_mark = time.monotonic()     # latency counts inputs made while streaming
-            self.timings = Timings()
+            self.timings = self._new_timings()
             self._thread.start()
 
     def _stop_worker(self) -> None:
@@ -543,13 +373,22 @@ class Session:
         with self._lock:
             self.state = "closed"
             self.engine = None
-            if self.detector is not None:
-                self.detector.close()
-                self.detector = None
+            self.control_source = None
+            self.tracker.close()
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------ recording
+    @property
+    def recording(self) -> bool:
+        """A recording is being written."""
+        return self.recorder is not None
+
+    @property
+    def recording_requested(self) -> bool:
+        """Recording now, or armed to start recording with the stream."""
+        return self.recorder is not None or self.record_armed
+
     def start_recording(self) -> None:
         with self._lock:
             self.record_armed = True
@@ -626,7 +465,7 @@ class Session:
                     stats, last_stats = self.readout(now), now
                 preview = None
                 if self.mode == "avatar" and self.pose_source == "motion" and frame.index % preview_every == 0:
-                    preview = _pose_canvas(self.pose.current(), 192)
+                    preview = pose_canvas(self.pose.current(), 192)
                 yield StreamEvent("frame", frame=frame, stats=stats, preview=preview)
             yield StreamEvent("stopped", message=self.message or "Stopped.")
         finally:
@@ -635,6 +474,11 @@ class Session:
 
     _last_latency_mark = 0.0
 
+    def _new_timings(self) -> Timings:
+        """Fresh readouts; the pose detection times are the webcam tracker's, cleared with them."""
+        self.tracker.pose_ms.clear()
+        return Timings(pose_ms=self.tracker.pose_ms)
+
     def readout(self, now: float | None = None) -> str:
         """One line of live numbers for the page."""
         now = time.monotonic() if now is None else now
@@ -642,17 +486,18 @@ class Session:
         parts = [f"**{T.rate(T.shown, now):.1f} fps** shown", f"{T.rate(T.made, now):.1f} fps made"]
         if T.step_ms:
             parts.append(f"step {T.med(T.step_ms):.0f} ms (DiT {T.med(T.dit_ms):.0f} · decode {T.med(T.decode_ms):.0f})")
-        if self.mode == "avatar" and self.pose_source == "webcam" and T.pose_ms:
-            size = f" of {self.webcam_shape[1]}×{self.webcam_shape[0]}" if self.webcam_shape else ""
+        shape = self.tracker.shape
+        if self._webcam_drives and T.pose_ms:
+            size = f" of {shape[1]}×{shape[0]}" if shape else ""
             parts.append(f"pose {T.med(T.pose_ms):.0f} ms{size} ({self.pose.status})")
         elif self.mode == "avatar":
             parts.append(self.pose.status)
-        if self.mode == "avatar" and self.pose_source == "webcam":
+        if self._webcam_drives:
             parts.append(f"retarget: {self.pose.retarget_mode or 'off'}")
             if self.body_note:
                 parts.append(self.body_note)
-        if self.mode == "avatar" and self.pose_source == "webcam" and self.webcam_note:
-            parts.append(f"webcam: {self.webcam_note}")
+            if self.webcam_note:
+                parts.append(f"webcam: {self.webcam_note}")
         if T.latency_ms:
             parts.append(f"input→frame {T.med(T.latency_ms):.0f} ms")
         parts.append(f"dropped {self.player.dropped}")
@@ -716,134 +561,3 @@ class Session:
         if c.shape != (engine.fpl, NUM_LANDMARKS, 4):
             raise ControlError(f"pose control must have shape ({NUM_LANDMARKS}, 4) or ({engine.fpl}, {NUM_LANDMARKS}, 4), got {c.shape}")
         return self.pose.follow(c, self.frame_index / self.manager.fps, self.manager.fps)
-
-
-DETECT_WIDTH = 320     # MediaPipe takes 41 ms a 640x480 frame here and 24 ms at 320x240, same landmarks
-
-
-def _unusable(frame: object) -> str:
-    """Why a webcam frame gave no picture (``as_rgb_frame`` returned None), for the readout."""
-    if frame is None:
-        return "no frame arrived (is the camera allowed and free?)"
-    shape = getattr(frame, "shape", None)
-    if not shape:
-        return "the frame was not an image"
-    if len(shape) >= 2 and min(shape[:2]) < MIN_SIDE:
-        return f"the frame ({shape[1]}×{shape[0]}) is too small to find a person in"
-    return f"the frame has an unusable layout {tuple(shape)}"
-
-
-def _shrink(rgb: np.ndarray, width: int) -> np.ndarray:
-    """The frame at most ``width`` wide (area-averaged)."""
-    import cv2
-
-    H, W = rgb.shape[:2]
-    if W <= width:
-        return rgb
-    return cv2.resize(rgb, (width, max(1, round(H * width / W))), interpolation=cv2.INTER_AREA)
-
-
-def _preview(rgb: np.ndarray, landmarks: np.ndarray | None, width: int = 240) -> np.ndarray:
-    """A small copy of a webcam frame with the skeleton and the square the model sees."""
-    import cv2
-
-    out = draw_skeleton(_shrink(rgb, width), landmarks)
-    sh, sw = out.shape[:2]
-    s = min(sh, sw)
-    x0, y0 = (sw - s) // 2, (sh - s) // 2
-    cv2.rectangle(out, (x0, y0), (x0 + s - 1, y0 + s - 1), (255, 255, 255), 1)
-    return out
-
-
-def _pose_canvas(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """The pose driving the avatar, drawn on a dark square."""
-    return draw_skeleton(np.full((size, size, 3), 24, np.uint8), landmarks)
-
-
-# ----------------------------------------------------------------------------- the manager
-class SessionManager:
-    """All sessions of the app: creation, stream slots, idle clean-up."""
-
-    def __init__(self, store: ModelStore, defaults: dict[str, np.ndarray | None], motions: dict[str, Path],
-                 max_streams: int = 2, idle_timeout: float = 300.0, fps: float = 24.0, max_record_s: float = 600.0,
-                 record_dir: str | None = None, describe=None, orphan_s: float = 15.0, reap_every: float = 2.0,
-                 example_poses: dict[str, np.ndarray] | None = None):
-        """``example_poses``: {image digest: true (33, 4) pose} of the shipped avatar renders (app/examples.py)."""
-        self.store = store
-        self.defaults = defaults
-        self.example_poses = example_poses or {}
-        self.motions = motions
-        self.slots = Slots(max_streams)
-        self.idle_timeout = idle_timeout
-        self.fps = fps
-        self.max_record_s = max_record_s
-        self.record_dir = record_dir
-        self.describe = describe or (lambda e: f"{type(e).__name__}")
-        self.orphan_s = orphan_s              # a running stream nobody pulled frames from this long is stopped
-        self.reap_every = reap_every
-        self.sessions: dict[str, Session] = {}
-        self._lock = threading.Lock()
-        modes = [m for m in ("avatar", "world") if store.for_mode(m)]
-        self.default_mode = modes[0] if modes else "world"
-        self._reaper = threading.Thread(target=self._reap, name="session-reaper", daemon=True)
-        self._closing = threading.Event()
-        self._reaper.start()
-
-    def get(self, sid: str | None) -> Session:
-        sid = sid or "anonymous"
-        with self._lock:
-            s = self.sessions.get(sid)
-            if s is None or s.state == "closed":
-                s = self.sessions[sid] = Session(sid, self)
-            return s
-
-    def peek(self, sid: str | None) -> Session | None:
-        with self._lock:
-            return self.sessions.get(sid or "anonymous")
-
-    def close(self, sid: str | None) -> None:
-        with self._lock:
-            s = self.sessions.pop(sid or "anonymous", None)
-        if s is not None:
-            s.close()
-
-    def default_frame(self, mode: str) -> np.ndarray | None:
-        return self.defaults.get(mode)
-
-    def unavailable_message(self, mode: str) -> str:
-        kind = "avatar (pose-driven)" if mode == "avatar" else "world (camera-driven)"
-        control = "pose" if mode == "avatar" else "camera"
-        return (f"No {kind} model is installed yet, so {mode} mode is unavailable. Add one to the assets "
-                f"folder (autoencoder/ and generator/ with control \"{control}\") or start the app with --assets.")
-
-    def waiting_message(self, place: int | None) -> str:
-        n = self.slots.n
-        where = f" You are number {place} in line." if place else ""
-        return f"All {n} stream slot{'s' if n != 1 else ''} are in use: waiting for a free slot.{where}"
-
-    def running(self) -> int:
-        return self.slots.in_use
-
-    def _reap(self) -> None:
-        while not self._closing.wait(self.reap_every):
-            now = time.monotonic()
-            with self._lock:
-                items = list(self.sessions.items())
-            for sid, s in items:
-                try:
-                    if s.state == "running" and now - s.last_pull > self.orphan_s:
-                        s.stop("Stopped: the page stopped showing frames.")        # orphaned stream
-                    if now - s.last_input > self.idle_timeout and now - s.last_pull > min(5.0, self.orphan_s):
-                        self.close(sid)                                         # idle: free the engine
-                    elif (s.state != "running" and self.slots.holds(sid)
-                          and now - s.last_input > min(self.idle_timeout, 120.0)):
-                        self.slots.release(sid)                                 # an API client went quiet
-                except Exception:  # noqa: BLE001 - the reaper must survive anything
-                    log.exception("reaping session %s", sid[:8])
-
-    def shutdown(self) -> None:
-        self._closing.set()
-        with self._lock:
-            sids = list(self.sessions)
-        for sid in sids:
-            self.close(sid)

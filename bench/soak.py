@@ -32,8 +32,9 @@ import torch
 
 from app.adapter import jpeg_data_url
 from app.examples import Examples
+from app.manager import SessionManager
 from app.models import ModelStore, discover
-from app.session import Session, SessionManager
+from app.session import Session
 from bench.common import ASSETS, DEFAULT, PRESETS, build_models, rss_mb
 from model.runtime import add_dtype_argument, precision_info
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from app.examples import DEFAULT_DIR, Examples
+from app.manager import SessionManager
 from app.models import ModelStore, discover
-from app.session import SessionManager
 from bench.app import save_random_model
 
 

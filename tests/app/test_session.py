@@ -6,7 +6,9 @@ import av
 import numpy as np
 import pytest
 
-from app.session import Frame, FramePlayer, SessionError, Slots
+from app.player import Frame, FramePlayer
+from app.session import SessionError
+from app.slots import Slots
 from controls.landmarks import neutral_pose
 
 from .conftest import person_frame
@@ -359,7 +361,7 @@ def test_unavailable_mode_is_a_clear_error(make_manager, tmp_path):
 def test_readout_rates_count_steps_not_the_frames_of_one_step():
     """The 4 frames of a step share a timestamp: right after Start the rate says nothing (it
     said 3000000 fps), and over a few steps it is the true rate."""
-    from app.session import Timings
+    from app.player import Timings
 
     t = Timings()
     t.made.extend([10.0] * 4)
@@ -398,3 +400,17 @@ def test_the_avatar_keeps_the_body_of_its_first_frame(make_manager):
 
     np.testing.assert_allclose(s.pose.body, sanitize(want))              # the stream starts with that body
     np.testing.assert_allclose(s.pose.current(), sanitize(want))
+
+
+def test_the_page_steers_and_reads_the_session_through_its_public_methods(make_manager):
+    s = make_manager().get("tab")
+    s.mode = "world"
+    s.set_keys("w,arrowleft")
+    s.set_slider("yaw", 1.0)
+    assert s.camera.moving
+    s.stop_moving()                                  # Stop moving: sliders to 0, keys up
+    assert not s.camera.moving and s.camera.keys == frozenset()
+    assert s.loaded_model is None and not s.recording and not s.recording_requested
+    s.start_recording()                              # no stream yet: armed, not recording
+    assert s.recording_requested and not s.recording
+    assert s.stop_recording() is None and not s.recording_requested

@@ -4,8 +4,8 @@ import os
 import numpy as np
 import torch
 
+from app.manager import SessionManager
 from app.models import ModelStore, discover
-from app.session import SessionManager
 from bench.app import CpuMeter, _HUD, save_random_model, server_readout, write_fake_webcam
 
 
@@ -32,7 +32,7 @@ def test_readout_parser_reads_what_the_session_writes():
     manager = SessionManager(ModelStore([]), {}, {})
     try:
         s = manager.get("tab")
-        s.mode, s.webcam_shape = "avatar", (240, 320)
+        s.mode, s.tracker.shape = "avatar", (240, 320)
         t = s.timings
         for i, x in enumerate((10.0, 20.0, 30.0)):
             t.step_ms.append(x)
