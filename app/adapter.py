@@ -25,7 +25,7 @@ from app.models import ModelLoadError
 from app.session import Session, SessionError
 from controls.camera import CONTROL_DIM
 from controls.camera_input import AXES, LIMITS
-from controls.landmarks import anyone_visible, neutral_pose, sanitize
+from controls.landmarks import anyone_visible, sanitize
 from controls.pose import NUM_LANDMARKS
 from model.engine import ControlError
 from model.io import ModelFileError
@@ -247,8 +247,8 @@ def _in_range(a: np.ndarray, limits: np.ndarray, what: str, notes: list[str]) ->
 
 
 def _pose(a: np.ndarray, what: str, notes: list[str]) -> np.ndarray:
-    """One (33, 3|4) pose -> sanitised (33, 4); a pose with nothing visible becomes the neutral pose
-    (what the app shows when nobody is in view)."""
+    """One (33, 3|4) pose -> sanitised (33, 4); a pose with nothing visible stays so: the session
+    takes it as nobody in view (the avatar holds its pose, then relaxes to its first one)."""
     if a.ndim != 2 or a.shape[0] != NUM_LANDMARKS or a.shape[1] not in (3, 4):
         raise UserError(f"control: {what} must be {NUM_LANDMARKS} rows of [x, y, z, visibility], got shape {a.shape}")
     if not np.isfinite(a).all():
@@ -256,8 +256,7 @@ def _pose(a: np.ndarray, what: str, notes: list[str]) -> np.ndarray:
     with np.errstate(over="ignore"):                  # beyond float32 counts as infinite, hence invisible
         out = sanitize(a)
     if not anyone_visible(out):
-        notes.append(f"{what}: no landmark is visible, so the neutral pose was used (as for nobody in view)")
-        return neutral_pose()
+        notes.append(f"{what}: no landmark is visible: nobody in view, so the avatar holds its pose, then relaxes")
     return out
 
 

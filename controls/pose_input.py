@@ -70,14 +70,19 @@ class PoseInput:
             self.emitted = self.smoother.pose.copy()
             self.last_push: float | None = None
             self.motion_pos = 0
+            self.motion_frames = 0
             self.detected = False
             self.driver = None
 
     def set_motion(self, motion: RecordedMotion | None) -> None:
-        """Drive from a recorded motion (None: back to the webcam)."""
+        """Drive from a recorded motion (None: back to the webcam). With retargeting on, the motion
+        moves the avatar's own body like any driver (its first pose is the reference)."""
         with self._lock:
             self.motion = motion
             self.motion_pos = 0
+            self.motion_frames = 0
+            if self.retargeter is not None:
+                self.retargeter.reset()
 
     def push(self, landmarks: np.ndarray | None, t: float) -> np.ndarray:
         """One detection at time t (s); returns the smoothed (retargeted) pose now in use."""
@@ -92,6 +97,10 @@ class PoseInput:
         pose = self.smoother.update(landmarks, t)
         self.detected = self.smoother.status == "tracking"        # a pose with nothing visible is nobody
         return pose
+
+    def _retarget_frame(self, landmarks: np.ndarray, t: float) -> np.ndarray:
+        pose = self.retargeter(landmarks, t)
+        return self.emitted.copy() if pose is None else pose
 
     def follow(self, landmarks: np.ndarray, t: float, fps: float = 24.0) -> np.ndarray:
         """Driving poses given frame by frame (the API): (n, 33, 4), frame j at t + j / fps, each
@@ -112,7 +121,7 @@ class PoseInput:
         """(33, 4) the pose the avatar is heading to."""
         with self._lock:
             if self.motion is not None:
-                return self.motion.frames(self.motion_pos, 1)[0]
+                return self.emitted.copy() if self.retargeter is not None else self.motion.frames(self.motion_pos, 1)[0]
             return self.smoother.pose.copy()
 
     def next_frames(self, n: int, t: float) -> np.ndarray:
@@ -121,8 +130,12 @@ class PoseInput:
             if self.motion is not None:
                 out = self.motion.frames(self.motion_pos, n)
                 self.motion_pos = (self.motion_pos + n) % len(self.motion)
+                if self.retargeter is not None:
+                    fps = self.motion.fps
+                    out = np.stack([self._retarget_frame(f, (self.motion_frames + j) / fps) for j, f in enumerate(out)])
+                    self.motion_frames += n
                 self.emitted = out[-1].copy()
-                return out
+                return out.astype(np.float32)
             if self.last_push is None or t - self.last_push > self.stale_s:
                 self.smoother.update(None, t)          # webcam quiet: nobody in view
                 self.detected = False

@@ -97,3 +97,22 @@ def test_unknown_retarget_mode_is_refused():
 
     with pytest.raises(ValueError, match="relative"):
         PoseInput(retarget="copy")
+
+
+def test_a_recorded_motion_moves_the_avatars_own_body():
+    """Retargeted, a motion recorded for a standard body moves the avatar's body where it stands:
+    the first frame is the avatar as it is; later its arms move, every bone keeping its length."""
+    from pathlib import Path
+
+    motion = RecordedMotion.load(next(iter(list_motions(
+        Path(__file__).resolve().parents[2] / "assets" / "examples" / "motions").values())))
+    pi = PoseInput(retarget="relative")
+    pi.set_body(_body())
+    pi.set_motion(motion)
+    out = np.concatenate([pi.next_frames(4, 0.0) for _ in range(24)])
+    np.testing.assert_allclose(out[0, :, :2], _body()[:, :2], atol=1e-5)
+    for a, b in ((11, 13), (13, 15), (12, 14), (14, 16)):               # upper arms and forearms
+        length = np.linalg.norm(out[:, b, :2] - out[:, a, :2], axis=1)
+        np.testing.assert_allclose(length, np.linalg.norm(_body()[b, :2] - _body()[a, :2]), rtol=1e-4)
+    assert np.ptp(out[:, 15, 1]) > 0.02 or np.ptp(out[:, 16, 1]) > 0.02  # the wrists move
+    assert np.allclose(pi.current(), out[-1])
