@@ -83,6 +83,22 @@ def to_square(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+def scale_about(landmarks: np.ndarray, scale: float, centre, to) -> np.ndarray:
+    """Landmarks (..., 33, 4) scaled by ``scale`` about the point ``centre`` and moved so that it
+    lands on ``to``: the same person nearer the camera or elsewhere in the frame."""
+    out = np.array(landmarks, dtype=np.float32, copy=True)
+    out[..., :2] = (out[..., :2] - np.asarray(centre, np.float32)) * scale + np.asarray(to, np.float32)
+    return out
+
+
+def as_detected(landmarks: np.ndarray, visibility: float = 0.05) -> np.ndarray:
+    """Landmarks (..., 33, 4) as a detector reports them: those outside the frame barely visible."""
+    out = np.array(landmarks, dtype=np.float32, copy=True)
+    outside = ((out[..., :2] < 0) | (out[..., :2] > 1)).any(-1)
+    out[..., 3] = np.where(outside, np.minimum(out[..., 3], visibility), out[..., 3])
+    return out
+
+
 def mirror(landmarks: np.ndarray) -> np.ndarray:
     """The pose seen in a mirror: x flipped and left/right names swapped (what MediaPipe reports on a flipped image)."""
     out = np.array(landmarks, dtype=np.float32, copy=True)[list(MIRROR)]

@@ -30,7 +30,7 @@ from PIL import Image
 
 from app.examples import Examples, image_digest
 from controls.detector import PoseDetector
-from controls.landmarks import INDEX, NAMES
+from controls.landmarks import INDEX, NAMES, as_detected, scale_about
 from controls.pose_input import PoseInput
 from controls.retarget import ARM_BONES
 from data.sources import make_clip, split_seed
@@ -40,20 +40,6 @@ from model.runtime import add_dtype_argument, precision_info
 DRIVERS = ("full", "upper-body", "close", "offcentre", "switch")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 FPS = 24.0
-
-
-def _similar(lm: np.ndarray, scale: float, centre, to) -> np.ndarray:
-    out = lm.copy()
-    out[..., :2] = (out[..., :2] - np.asarray(centre)) * scale + np.asarray(to)
-    return out
-
-
-def _as_detected(lm: np.ndarray) -> np.ndarray:
-    """What a detector reports: landmarks outside the frame have low visibility."""
-    out = lm.copy()
-    outside = ((out[..., :2] < 0) | (out[..., :2] > 1)).any(-1)
-    out[..., 3] = np.where(outside, np.minimum(out[..., 3], 0.05), out[..., 3])
-    return out
 
 
 @functools.lru_cache(maxsize=4)
@@ -66,7 +52,7 @@ def _render(index: int, n: int, seconds: float = 10.0) -> np.ndarray:
     every landmark shown (a webcam sees the body the render draws)."""
     lm = _source(index, seconds).copy()
     lo, hi = lm[0, :, :2].min(0), lm[0, :, :2].max(0)        # the renders' cameras frame bodies at every size
-    lm = _similar(lm, 0.7 / max(hi - lo), (lo + hi) / 2, (0.5, 0.5))
+    lm = scale_about(lm, 0.7 / max(hi - lo), (lo + hi) / 2, (0.5, 0.5))
     lm[..., 3] = 1.0
     cycle = np.concatenate([lm, lm[-2:0:-1]])
     return np.resize(cycle, (n, *lm.shape[1:])).reshape(n, *lm.shape[1:])
@@ -79,18 +65,18 @@ def driver(name: str, n: int) -> np.ndarray:
     if name == "full":
         return a
     if name == "upper-body":
-        out = _as_detected(_similar(a, 2.5, chest, (0.5, 0.4)))
+        out = as_detected(scale_about(a, 2.5, chest, (0.5, 0.4)))
         below = [INDEX[k] for k in NAMES if any(p in k for p in ("hip", "knee", "ankle", "heel", "foot"))]
         out[:, below, 3] = np.minimum(out[:, below, 3], 0.1)
         return out
     if name == "close":
-        return _as_detected(_similar(a, 3.5, a[0, INDEX["nose"], :2], (0.5, 0.3)))
+        return as_detected(scale_about(a, 3.5, a[0, INDEX["nose"], :2], (0.5, 0.3)))
     if name == "offcentre":
-        return _as_detected(_similar(a, 1.3, chest, (0.85, 0.35)))
+        return as_detected(scale_about(a, 1.3, chest, (0.85, 0.35)))
     if name == "switch":
         b = _render(1, n)
-        a = _as_detected(_similar(a, 1.0, chest, (0.35, 0.3)))
-        b = _as_detected(_similar(b, 1.6, b[0, INDEX["nose"], :2], (0.7, 0.25)))
+        a = as_detected(scale_about(a, 1.0, chest, (0.35, 0.3)))
+        b = as_detected(scale_about(b, 1.6, b[0, INDEX["nose"], :2], (0.7, 0.25)))
         out = a.copy()
         turn = int(5 * FPS)
         for s in range(0, n, turn):

@@ -4,7 +4,7 @@ two people. The avatar keeps its own body; the expected pose is checked exactly.
 import numpy as np
 import pytest
 
-from controls.landmarks import INDEX, NAMES, sanitize
+from controls.landmarks import INDEX, NAMES, as_detected, sanitize, scale_about
 from controls.retarget import ARM_BONES, BONES, Retargeter, RetargetConfig, bone_angles, shoulder_width
 from data.sources import make_clip
 
@@ -18,22 +18,7 @@ def renders():
     for seed in (2000010, 2000006):
         lm = make_clip("avatar", seed, 49, 128).landmarks
         lo, hi = lm[0, :, :2].min(0), lm[0, :, :2].max(0)
-        out.append(_similar(lm, 0.5 / (hi - lo).max(), (lo + hi) / 2, (0.5, 0.5)).astype(np.float32))
-    return out
-
-
-def _similar(lm: np.ndarray, scale: float, centre, to) -> np.ndarray:
-    """The pose scaled by ``scale`` about ``centre`` and moved there to ``to`` (a camera closer or off centre)."""
-    out = lm.copy()
-    out[..., :2] = (out[..., :2] - np.asarray(centre)) * scale + np.asarray(to)
-    return out
-
-
-def _seen_by_camera(lm: np.ndarray) -> np.ndarray:
-    """What a detector reports: landmarks outside the frame have low visibility."""
-    out = lm.copy()
-    outside = ((out[..., :2] < 0) | (out[..., :2] > 1)).any(-1)
-    out[..., 3] = np.where(outside, 0.05, out[..., 3])
+        out.append(scale_about(lm, 0.5 / (hi - lo).max(), (lo + hi) / 2, (0.5, 0.5)).astype(np.float32))
     return out
 
 
@@ -84,7 +69,7 @@ def test_a_close_camera_off_centre_lends_the_same_motion(renders):
     rest = _all_visible(sanitize(renders[0][0]))
     driver = _waving(rest)
     want = _run(Retargeter(rest, RetargetConfig(blend_s=0.0)), driver)
-    close = _similar(driver, 0.4, driver[0, INDEX["nose"], :2], (0.3, 0.5))    # small: stays in frame
+    close = scale_about(driver, 0.4, driver[0, INDEX["nose"], :2], (0.3, 0.5))    # small: stays in frame
     got = _run(Retargeter(rest, RetargetConfig(blend_s=0.0)), close)
     np.testing.assert_allclose(got[:, :, :2], want[:, :, :2], atol=1e-5)
 
@@ -96,7 +81,7 @@ def test_an_upper_body_driver_holds_the_legs_at_rest_and_moves_the_arms(renders)
     rest = sanitize(renders[0][0])
     full = _all_visible(renders[0])
     chest = full[0, [INDEX["left_shoulder"], INDEX["right_shoulder"]], :2].mean(0)
-    upper = _seen_by_camera(_similar(full, 2.5, chest, (0.5, 0.35)))
+    upper = as_detected(scale_about(full, 2.5, chest, (0.5, 0.35)))
     below = [INDEX[n] for n in NAMES if any(k in n for k in ("hip", "knee", "ankle", "heel", "foot"))]
     upper[:, below, 3] = 0.1                                              # under the desk
     cfg = RetargetConfig(blend_s=0.0)
@@ -121,7 +106,7 @@ def test_leaning_in_does_not_grow_or_move_the_avatar(renders):
     rest = sanitize(renders[0][0])
     still = np.repeat(_all_visible(renders[0][:1]), 48, 0)
     centre = still[0, [INDEX["left_shoulder"], INDEX["right_shoulder"]], :2].mean(0)
-    lean = np.stack([_seen_by_camera(_similar(f, 1 + 2 * i / 47, centre, centre)[None])[0] for i, f in enumerate(still)])
+    lean = np.stack([as_detected(scale_about(f, 1 + 2 * i / 47, centre, centre)[None])[0] for i, f in enumerate(still)])
     out = _run(Retargeter(rest), lean)
     assert np.abs(out[:, :, :2] - out[:1, :, :2]).max() < 1e-5
     assert np.abs(out[0, :, :2] - rest[:, :2]).max() < 1e-5
@@ -134,13 +119,13 @@ def test_walking_sideways_moves_the_avatar_by_its_own_shoulder_widths_inside_the
     rt = Retargeter(rest, RetargetConfig(blend_s=0.0))
     xs = []
     for i, dx in enumerate(np.linspace(0, 1.0, 25) * w):                   # one shoulder width to the right
-        xs.append(rt(_similar(base, 1.0, (0, 0), (dx, 0)), i / 24)[INDEX["nose"], 0])
+        xs.append(rt(scale_about(base, 1.0, (0, 0), (dx, 0)), i / 24)[INDEX["nose"], 0])
     assert xs[-1] - xs[0] == pytest.approx(shoulder_width(rest), rel=1e-3)
     for i in range(200):                                                     # walk far off to the right
-        out = rt(_similar(base, 1.0, (0, 0), (w * (1 + 0.05 * i), 0)), (25 + i) / 24)
+        out = rt(scale_about(base, 1.0, (0, 0), (w * (1 + 0.05 * i), 0)), (25 + i) / 24)
     x = out[[INDEX["left_shoulder"], INDEX["right_shoulder"]], 0].mean()
     assert x <= 1 - rt.config.edge - rt.rest_width / 2 + 1e-5
-    back = rt(_similar(base, 1.0, (0, 0), (w * 10.45, 0)), 300 / 24)          # half a width back moves back at once
+    back = rt(scale_about(base, 1.0, (0, 0), (w * 10.45, 0)), 300 / 24)          # half a width back moves back at once
     assert back[[INDEX["left_shoulder"], INDEX["right_shoulder"]], 0].mean() == pytest.approx(x - rt.rest_width / 2, abs=1e-4)
 
 
@@ -167,8 +152,8 @@ def test_a_switch_between_people_is_not_a_jump(renders):
     bones restart from where they are (the largest change at the switch is no more than A's own
     largest change between frames)."""
     rest = sanitize(renders[0][0])
-    a = _all_visible(_similar(renders[0], 1.0, (0.5, 0.5), (0.3, 0.5)))
-    b = _all_visible(_similar(renders[1], 0.7, (0.5, 0.5), (0.75, 0.55)))
+    a = _all_visible(scale_about(renders[0], 1.0, (0.5, 0.5), (0.3, 0.5)))
+    b = _all_visible(scale_about(renders[1], 0.7, (0.5, 0.5), (0.75, 0.55)))
     rt = Retargeter(rest)
     out = _run(rt, np.concatenate([a, b]))
     step = np.abs(np.diff(out[:, :, :2], axis=0)).max(axis=(1, 2))

@@ -27,7 +27,7 @@ def test_engine_stream_equals_the_training_rollout(fpl):
     """The app's engine and the recipe's rollout (model/sampling.py) make the same latents from
     the same first frame, camera controls and seed, reprojection maps included, for any number
     of video frames per latent."""
-    from controls.camera import CameraRig, CameraState, RigLimits, clip_camera_tokens, clip_reprojection_maps
+    from controls.camera import clip_camera_tokens, clip_reprojection_maps
     from model.sampling import rollout_one_step
 
     e = _engine(fpl=fpl, reproject=True, dtype=torch.float32)
@@ -38,17 +38,24 @@ def test_engine_stream_equals_the_training_rollout(fpl):
     for k in range(3):
         assert e.step(controls[fpl * k:fpl * k + fpl]).shape == (fpl, 32, 32, 3)
         latents.append(e.state.prev)
+    Ks, w2cs = _rig_path(e, controls)
+    ctrl = torch.from_numpy(clip_camera_tokens(Ks, w2cs, e.size, e.size, e.grid, fpl))[None]
+    warp = torch.from_numpy(clip_reprojection_maps(Ks, w2cs, e.size, e.size, fpl))[None]
+    ref = rollout_one_step(e.dit, z0, ctrl, 3, torch.Generator().manual_seed(3), warp)
+    assert torch.allclose(torch.cat(latents), ref[0, 1:], atol=1e-4)
+
+
+def _rig_path(e: StreamingEngine, controls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K, w2c) of the first frame and after each control, from the app's rig as the engine starts it."""
+    from controls.camera import CameraRig, CameraState, RigLimits
+
     rig = CameraRig(e.size, e.size, CameraState(fov_x=e.default_fov), RigLimits(pitch_deg=85.0, roll_deg=90.0))
     Ks, w2cs = [rig.K()], [rig.w2c()]
     for c in controls:
         rig.step(c)
         Ks.append(rig.K())
         w2cs.append(rig.w2c())
-    Ks, w2cs = np.stack(Ks), np.stack(w2cs)
-    ctrl = torch.from_numpy(clip_camera_tokens(Ks, w2cs, e.size, e.size, e.grid, fpl))[None]
-    warp = torch.from_numpy(clip_reprojection_maps(Ks, w2cs, e.size, e.size, fpl))[None]
-    ref = rollout_one_step(e.dit, z0, ctrl, 3, torch.Generator().manual_seed(3), warp)
-    assert torch.allclose(torch.cat(latents), ref[0, 1:], atol=1e-4)
+    return np.stack(Ks), np.stack(w2cs)
 
 
 def _image(seed=0):
@@ -90,7 +97,7 @@ def test_a_reference_decoder_streams_from_the_first_image_warped_by_the_camera(d
     """With a reference decoder the engine keeps the last frame (at first the image it starts
     from) and warps it by the rig's cameras; its frames equal the whole-clip reference decode of
     the same latents from that image with the clip's frame maps."""
-    from controls.camera import CameraRig, CameraState, RigLimits, clip_frame_maps
+    from controls.camera import clip_frame_maps
     from train.data import to_pixels
 
     e = _engine(dtype=dtype, reference=True)
@@ -102,13 +109,8 @@ def test_a_reference_decoder_streams_from_the_first_image_warped_by_the_camera(d
     for k in range(3):
         frames.append(e.step(controls[4 * k:4 * k + 4]))
         zs.append(e.state.prev)
-    rig = CameraRig(e.size, e.size, CameraState(fov_x=e.default_fov), RigLimits(pitch_deg=85.0, roll_deg=90.0))
-    Ks, w2cs = [rig.K()], [rig.w2c()]
-    for c in controls:
-        rig.step(c)
-        Ks.append(rig.K())
-        w2cs.append(rig.w2c())
-    maps = torch.from_numpy(clip_frame_maps(np.stack(Ks), np.stack(w2cs), e.size, e.size, 4))[None]
+    Ks, w2cs = _rig_path(e, controls)
+    maps = torch.from_numpy(clip_frame_maps(Ks, w2cs, e.size, e.size, 4))[None]
     ref = VideoAutoencoder(e.ae.config)
     ref.load_state_dict({k: v.float() for k, v in e.ae.state_dict().items()})
     with torch.no_grad():
@@ -121,7 +123,7 @@ def test_a_reference_decoder_streams_from_the_first_image_warped_by_the_camera(d
 def test_the_pixel_loop_engine_equals_the_rollout_that_recycles_the_frames_shown():
     """With ``reencode`` the engine recycles the frames it showed, encoded again; the rollout with
     PixelLoop as its recycle makes the same frames, and both differ from recycling the latent."""
-    from controls.camera import CameraRig, CameraState, RigLimits, clip_camera_tokens, clip_frame_maps
+    from controls.camera import clip_camera_tokens, clip_frame_maps
     from model.autoencoder import PixelLoop
     from model.sampling import rollout_one_step
     from train.data import to_pixels
@@ -131,13 +133,7 @@ def test_the_pixel_loop_engine_equals_the_rollout_that_recycles_the_frames_shown
     first = e.reset(_image(), seed=5)
     controls = np.tile([2.0, -0.5, 0, 0.1, 0, 0, 0], (12, 1))
     got = np.concatenate([e.step(controls[4 * k:4 * k + 4]) for k in range(3)])
-    rig = CameraRig(e.size, e.size, CameraState(fov_x=e.default_fov), RigLimits(pitch_deg=85.0, roll_deg=90.0))
-    Ks, w2cs = [rig.K()], [rig.w2c()]
-    for c in controls:
-        rig.step(c)
-        Ks.append(rig.K())
-        w2cs.append(rig.w2c())
-    Ks, w2cs = np.stack(Ks), np.stack(w2cs)
+    Ks, w2cs = _rig_path(e, controls)
     ctrl = torch.from_numpy(clip_camera_tokens(Ks, w2cs, e.size, e.size, e.grid, 4))[None]
     maps = torch.from_numpy(clip_frame_maps(Ks, w2cs, e.size, e.size, 4))[None]
     x0 = to_pixels(first)[None]
