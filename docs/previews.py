@@ -5,7 +5,8 @@ docs/preview-world.mp4 and docs/preview-avatar.mp4, 6 s each at 24 fps.
 
 Each is what a tab shows with the shipped model, its default first frame and a scripted input:
 world mode driven through the app's keys (controls/camera_input.py: forward, then a turn, then a
-look around), avatar mode playing the app's recorded "dance_a" motion through its pose input.
+look around), avatar mode playing the app's recorded "dance_a" motion through its pose input
+(retargeted onto the default avatar's own body, as the app does).
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from app.examples import Examples  # noqa: E402
+from app.examples import Examples, image_digest  # noqa: E402
 from app.recorder import Recorder  # noqa: E402
 from controls.camera_input import CameraInput  # noqa: E402
 from controls.motion import RecordedMotion  # noqa: E402
+from controls.pose_input import PoseInput  # noqa: E402
 from model.engine import StreamingEngine  # noqa: E402
 
 # (seconds, keys held) of the world preview
@@ -30,7 +32,8 @@ WORLD_KEYS = ((1.5, "w"), (2.0, "arrowright,w"), (1.0, "arrowleft"), (1.5, "arro
 def record(mode: str, assets: Path, seconds: float, out: Path) -> Path:
     examples = Examples()
     engine = StreamingEngine.from_pretrained(assets / mode)
-    first = engine.reset(examples.default("world" if mode == "world" else "avatar"), seed=0)
+    image = examples.default("world" if mode == "world" else "avatar")
+    first = engine.reset(image, seed=0)
     rec = Recorder(out, fps=24, size=engine.size)
     rec.add(first)
     steps = int(seconds * 24) // engine.fpl
@@ -41,9 +44,11 @@ def record(mode: str, assets: Path, seconds: float, out: Path) -> Path:
             cam.set_keys(plan[min(i, len(plan) - 1)])
             rec.add(engine.step(cam.next_frames(engine.fpl)))
     else:
-        motion = RecordedMotion.load(examples.motions()["dance_a"])
+        pose = PoseInput(retarget="relative")
+        pose.set_body(examples.poses().get(image_digest(image)))
+        pose.set_motion(RecordedMotion.load(examples.motions()["dance_a"]))
         for i in range(steps):
-            rec.add(engine.step(motion.frames(i * engine.fpl, engine.fpl)))
+            rec.add(engine.step(pose.next_frames(engine.fpl, i * engine.fpl / 24)))
     return rec.close()
 
 
