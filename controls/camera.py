@@ -58,6 +58,13 @@ def relative_pose(w2c_prev: np.ndarray, w2c_cur: np.ndarray) -> np.ndarray:
     return w2c_cur @ np.linalg.inv(w2c_prev)
 
 
+@dataclass(frozen=True)
+class CameraPose:
+    """One frame's camera: ``K`` the 3x3 intrinsics, ``w2c`` the 4x4 world-to-camera matrix."""
+    K: np.ndarray
+    w2c: np.ndarray
+
+
 @dataclass
 class CameraState:
     """Absolute camera state: position, Euler angles in degrees, horizontal fov in degrees."""
@@ -105,6 +112,10 @@ class CameraRig:
     def w2c(self) -> np.ndarray:
         s = self.state
         return look_w2c(s.position, rotation_c2w(s.yaw, s.pitch, s.roll))
+
+    def pose(self) -> CameraPose:
+        """The current ``K`` and ``w2c`` together."""
+        return CameraPose(self.K(), self.w2c())
 
     def step(self, control: np.ndarray) -> None:
         """Apply one frame's control (CONTROL_DIM,). Non-finite entries are treated as 0."""

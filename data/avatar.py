@@ -35,7 +35,7 @@ FRAMINGS = ("head_shoulders", "upper_body", "half_body", "full_body")
 PARTS = ("head", "hair", "neck", "torso", "pelvis", "right_upper_arm", "right_forearm", "right_hand",
          "left_upper_arm", "left_forearm", "left_hand", "right_thigh", "right_shin", "right_foot",
          "left_thigh", "left_shin", "left_foot")
-P = {name: i for i, name in enumerate(PARTS)}
+PART_INDEX = {name: i for i, name in enumerate(PARTS)}
 ROW = 40          # floats per primitive (layout in ``_rows``)
 NEAR = 0.05       # metres: nothing nearer the camera is drawn
 
@@ -149,6 +149,42 @@ MAT_SKIN, MAT_FACE, MAT_HAIR, MAT_TOP, MAT_UPPER_SLEEVE, MAT_LOWER_SLEEVE, MAT_P
     MAT_SOCK, MAT_SHOE = range(11)
 KIND_CLOTH, KIND_SKIN, KIND_FACE, KIND_HAIR = range(4)
 
+# The float arrays the ray caster (numba) reads, by name: each constant is the index of its value,
+# or of the first of 3 for a name ending in _RGB, _DIR or _UP
+# a row of ``Body.materials`` (``_material``)
+MATERIAL_RGB_A = 0                  # colour A
+MATERIAL_RGB_B = 3                  # colour B: past ``cut`` along the cone, or every other stripe
+MATERIAL_CUT = 6                    # where B starts, as a share of the cone's length
+MATERIAL_KIND = 7                   # KIND_*
+MATERIAL_STRIPE = 8                 # stripe period across the bone (0: none)
+MATERIAL_SPEC, MATERIAL_SHINE = 9, 10  # specular strength and exponent
+MATERIAL_NECK_RGB = 11              # a round neckline: the skin showing above it,
+MATERIAL_NECK_Y = 14                # its height in the bone frame (9: none)
+MATERIAL_NECK_HALF_W = 15           # and its half width
+MATERIAL_SIZE = 16
+# ``Body.face``: the face painted on the head, head-centred metres (x forward, y up, z right)
+FACE_EYE_Y, FACE_EYE_Z = 0, 1       # an eye's centre (z: from the midline, both sides)
+FACE_EYE_HALF_H, FACE_EYE_HALF_W = 2, 3  # the eye's almond
+FACE_IRIS, FACE_PUPIL = 4, 5        # radii
+FACE_BROW_Y, FACE_BROW_H = 6, 7     # a brow's centre height and thickness
+FACE_BROW_Z0, FACE_BROW_Z1 = 8, 9   # its inner and outer end
+FACE_MOUTH_Y, FACE_MOUTH_HALF_W, FACE_MOUTH_HALF_H = 10, 11, 12
+FACE_EYE_RGB, FACE_LIP_RGB = 13, 16  # iris, lips
+FACE_BROW_RGB = 19                  # brows and beard shadow (darker than the hair)
+FACE_HAIR_RGB = 22                  # the hair painted on the skull
+FACE_HAIRLINE_FRONT, FACE_HAIRLINE_SIDE, FACE_HAIRLINE_BACK = 25, 26, 27  # its height there (9: bald)
+FACE_HAIR_COVER = 28                # how much the painted hair hides the skin
+FACE_GLASSES, FACE_GLASSES_RGB = 29, 30  # 1 with glasses; their frame's colour
+FACE_STUBBLE = 33                   # 0..1 beard shadow
+FACE_SIZE = 40
+# the light of a clip, in camera coordinates
+LIGHT_DIR = 0                       # towards the key light
+LIGHT_RGB = 3                       # the key light's colour and strength
+LIGHT_SKY_RGB, LIGHT_GROUND_RGB = 6, 9  # ambient from above and from below
+LIGHT_UP = 12                       # the world's up
+LIGHT_RIM = 15                      # rim light strength
+LIGHT_SIZE = 16
+
 
 @dataclass
 class Body:
@@ -168,9 +204,8 @@ class Body:
     cone: np.ndarray        # (Pr, 3) L, r1, r2
     tex: np.ndarray         # (Pr, 3) texture origin in the bone frame (the joint, or the head's centre)
     clip: np.ndarray        # (Pr, 4) keep the surface where n . q >= c (q: shape space); n = 0: all of it
-    materials: np.ndarray   # (M, 16): colour A, colour B (past ``cut`` along the cone, or stripes), cut,
-                            # kind, stripe period, specular, shininess, neckline skin colour, height, width
-    face: np.ndarray        # (40,) eye, brow, mouth, hairline layout (head-centred metres), colours, glasses, beard
+    materials: np.ndarray   # (M, MATERIAL_SIZE): colours, cut, kind, stripes, specular, neckline (the MAT_* layout)
+    face: np.ndarray        # (FACE_SIZE,) eyes, brows, mouth, hairline, colours, glasses, beard (the FACE_* layout)
     lm_bone: np.ndarray     # (33,) int: joint frame of each landmark
     lm_local: np.ndarray    # (33, 3) landmark in its joint's frame
     lm_parts: np.ndarray    # (33,) int bit mask of the landmark's own parts (1 << part)
@@ -178,13 +213,14 @@ class Body:
 
 
 def _material(a, b=None, cut=9.0, kind=KIND_CLOTH, stripe=0.0, spec=0.05, shine=8.0, neckline=None) -> np.ndarray:
-    m = np.zeros(16)
-    m[0:3] = a
-    m[3:6] = a if b is None else b
-    m[6], m[7], m[8], m[9], m[10] = cut, kind, stripe, spec, shine
-    m[14] = 9.0
+    m = np.zeros(MATERIAL_SIZE)
+    m[MATERIAL_RGB_A:MATERIAL_RGB_A + 3] = a
+    m[MATERIAL_RGB_B:MATERIAL_RGB_B + 3] = a if b is None else b
+    m[MATERIAL_CUT], m[MATERIAL_KIND], m[MATERIAL_STRIPE] = cut, kind, stripe
+    m[MATERIAL_SPEC], m[MATERIAL_SHINE] = spec, shine
+    m[MATERIAL_NECK_Y] = 9.0
     if neckline is not None:   # skin showing above a round neckline: (skin colour, height, half width)
-        m[11:14], m[14], m[15] = neckline
+        m[MATERIAL_NECK_RGB:MATERIAL_NECK_RGB + 3], m[MATERIAL_NECK_Y], m[MATERIAL_NECK_HALF_W] = neckline
     return m
 
 
@@ -195,7 +231,7 @@ class _Builder:
         self.rows: list[tuple] = []
 
     def _add(self, bone, part, mat, origin, lin, cone, tex, clip):
-        self.rows.append((J[bone], P[part], mat, np.asarray(origin, float), lin, np.asarray(cone, float),
+        self.rows.append((J[bone], PART_INDEX[part], mat, np.asarray(origin, float), lin, np.asarray(cone, float),
                           np.asarray(tex, float), np.asarray(clip, float)))
 
     def ellipsoid(self, bone, part, mat, centre, radii, tex=(0, 0, 0), clip=(0, 0, 0, 0)):
@@ -333,17 +369,23 @@ def make_body(idt: Identity, sk: Skeleton) -> Body:
                0.038 * s, squash=0.8, hint=(0.0, 1.0, 0.0))
     # face layout, head-centred metres (x forward, y up, z right); hair painted above a hairline
     ey, ez = 0.004 * hs, 0.031 * hs
-    face = np.zeros(40)
-    face[:13] = (ey, ez, 0.0068 * hs, 0.0122 * hs, 0.0056 * hs, 0.0025 * hs, ey + 0.02 * hs, 0.0045 * hs,
-                 0.011 * hs, 0.047 * hs, -0.054 * hs, 0.022 * hs, 0.0062 * hs)
-    face[13:16], face[16:19] = idt.eye_colour, idt.lip_colour
-    face[19:22] = np.array(idt.hair_colour) * 0.8 if style != "bald" else skin * 0.55
-    face[22:25] = idt.hair_colour
-    face[25:28] = {"bald": (9.0, 9.0, 9.0)}.get(style, np.array([0.052, -0.005, -0.07]) * hs)  # front, side, back
-    face[28] = 0.55 if style == "buzz" else 1.0   # how much the painted hair hides the skin
+    face = np.zeros(FACE_SIZE)
+    face[FACE_EYE_Y], face[FACE_EYE_Z] = ey, ez
+    face[FACE_EYE_HALF_H], face[FACE_EYE_HALF_W] = 0.0068 * hs, 0.0122 * hs
+    face[FACE_IRIS], face[FACE_PUPIL] = 0.0056 * hs, 0.0025 * hs
+    face[FACE_BROW_Y], face[FACE_BROW_H] = ey + 0.02 * hs, 0.0045 * hs
+    face[FACE_BROW_Z0], face[FACE_BROW_Z1] = 0.011 * hs, 0.047 * hs
+    face[FACE_MOUTH_Y], face[FACE_MOUTH_HALF_W], face[FACE_MOUTH_HALF_H] = -0.054 * hs, 0.022 * hs, 0.0062 * hs
+    face[FACE_EYE_RGB:FACE_EYE_RGB + 3] = idt.eye_colour
+    face[FACE_LIP_RGB:FACE_LIP_RGB + 3] = idt.lip_colour
+    face[FACE_BROW_RGB:FACE_BROW_RGB + 3] = np.array(idt.hair_colour) * 0.8 if style != "bald" else skin * 0.55
+    face[FACE_HAIR_RGB:FACE_HAIR_RGB + 3] = idt.hair_colour
+    face[[FACE_HAIRLINE_FRONT, FACE_HAIRLINE_SIDE, FACE_HAIRLINE_BACK]] = {"bald": (9.0, 9.0, 9.0)}.get(
+        style, np.array([0.052, -0.005, -0.07]) * hs)
+    face[FACE_HAIR_COVER] = 0.55 if style == "buzz" else 1.0
     if idt.glasses is not None:
-        face[29], face[30:33] = 1.0, idt.glasses
-    face[33] = idt.stubble
+        face[FACE_GLASSES], face[FACE_GLASSES_RGB:FACE_GLASSES_RGB + 3] = 1.0, idt.glasses
+    face[FACE_STUBBLE] = idt.stubble
     # landmarks: joints, or points on the drawn face, hands and shoes. Each has its own body parts
     # and how deep inside them it may lie (a joint is hidden only by flesh that is not its own,
     # or by more of its own than its depth, e.g. the far shoulder behind the chest)
@@ -352,12 +394,12 @@ def make_body(idt: Identity, sk: Skeleton) -> Body:
     lms.append(("neck", (B.front("neck", nose_c[1], 0.0, head), nose_c[1], 0.0), face_parts, 0.012))
     for sgn in (-1, 1):  # the person's left is -z; then the right
         for dz in (0.45, 0.0, -0.45):   # inner corner, centre, outer corner (share of the eye's half width)
-            y, z = hc[1] + ey, sgn * (ez - dz * face[3])
+            y, z = hc[1] + ey, sgn * (ez - dz * face[FACE_EYE_HALF_W])
             lms.append(("neck", (B.front("neck", y, z, head), y, z), face_parts, 0.012))
     for sgn in (-1, 1):
         lms.append(("neck", hc + np.array([-0.008, -0.008, sgn * 0.07]) * hs, face_parts, 0.06))
     for sgn in (-1, 1):
-        y, z = hc[1] + face[10], sgn * face[11]
+        y, z = hc[1] + face[FACE_MOUTH_Y], sgn * face[FACE_MOUTH_HALF_W]
         lms.append(("neck", (B.front("neck", y, z, head), y, z), face_parts, 0.012))
     joints = (("shoulder", (0, 0, 0), ("torso", "neck", "{}_upper_arm"), 0.2),
               ("elbow", (0, 0, 0), ("{}_upper_arm", "{}_forearm"), 0.1),
@@ -379,7 +421,7 @@ def make_body(idt: Identity, sk: Skeleton) -> Body:
                 origin=np.stack(rows[3]), lin=np.stack(rows[4]), cone=np.stack(rows[5]), tex=np.stack(rows[6]),
                 clip=np.stack(rows[7]), materials=mats, face=face,
                 lm_bone=np.array([J[b] for b, _, _, _ in lms]), lm_local=np.array([p for _, p, _, _ in lms], float),
-                lm_parts=np.array([sum(1 << P[p] for p in own) for _, _, own, _ in lms]),
+                lm_parts=np.array([sum(1 << PART_INDEX[p] for p in own) for _, _, own, _ in lms]),
                 lm_depth=np.array([d for _, _, _, d in lms]))
 
 
@@ -397,34 +439,38 @@ def _face_colour(tx, ty, tz, face, base, out):
     for k in range(3):
         out[k] = base[k]
     # hairline: the forehead line in front, lower at the temples, lowest at the nape
+    side = face[FACE_HAIRLINE_SIDE]
     if tx > 0.0:
-        line = face[26] + (face[25] - face[26]) * _smoothstep(0.025, 0.07, tx)
+        line = side + (face[FACE_HAIRLINE_FRONT] - side) * _smoothstep(0.025, 0.07, tx)
     else:
-        line = face[26] + (face[27] - face[26]) * _smoothstep(0.0, -0.06, tx)
+        line = side + (face[FACE_HAIRLINE_BACK] - side) * _smoothstep(0.0, -0.06, tx)
     if ty > line:
-        w = face[28] * _smoothstep(line, line + 0.006, ty)
+        w = face[FACE_HAIR_COVER] * _smoothstep(line, line + 0.006, ty)
         st = 0.9 + 0.1 * math.sin(70.0 * math.atan2(tz, tx) + 6.0 * math.sin(40.0 * ty))
         for k in range(3):
-            out[k] = out[k] * (1.0 - w) + face[22 + k] * st * w
+            out[k] = out[k] * (1.0 - w) + face[FACE_HAIR_RGB + k] * st * w
         return
     if tx <= 0.0:
         return
-    ey, ez, sry, srz, iris, pupil = face[0], face[1], face[2], face[3], face[4], face[5]
+    ey, ez, sry, srz = face[FACE_EYE_Y], face[FACE_EYE_Z], face[FACE_EYE_HALF_H], face[FACE_EYE_HALF_W]
+    iris, pupil = face[FACE_IRIS], face[FACE_PUPIL]
     az = abs(tz)
-    if face[29] > 0.0:   # glasses: a rim round each eye, a bridge, the arms towards the ears
+    if face[FACE_GLASSES] > 0.0:   # glasses: a rim round each eye, a bridge, the arms towards the ears
         gy, gz = (ty - ey - 0.001) / 0.0165, (az - ez) / 0.021
         g2 = gy * gy + gz * gz
         bridge = abs(ty - ey - 0.006) < 0.0018 and az < ez - 0.018
         arm = abs(ty - ey - 0.006) < 0.0016 and az > ez + 0.019 and tx < 0.075
         if 0.78 < g2 < 1.0 or bridge or arm:
-            out[0], out[1], out[2] = face[30], face[31], face[32]
+            out[0], out[1], out[2] = face[FACE_GLASSES_RGB], face[FACE_GLASSES_RGB + 1], face[FACE_GLASSES_RGB + 2]
             return
-    if face[33] > 0.0 and ty < -0.03 and az < 0.062 and ty > -0.13:   # beard shadow on the jaw
-        lips = ((ty - face[10]) / (face[12] * 1.6)) ** 2 + (tz / (face[11] * 1.15)) ** 2 < 1.0
+    my, mw, mh = face[FACE_MOUTH_Y], face[FACE_MOUTH_HALF_W], face[FACE_MOUTH_HALF_H]
+    stubble = face[FACE_STUBBLE]
+    if stubble > 0.0 and ty < -0.03 and az < 0.062 and ty > -0.13:   # beard shadow on the jaw
+        lips = ((ty - my) / (mh * 1.6)) ** 2 + (tz / (mw * 1.15)) ** 2 < 1.0
         if not lips:
-            w = 0.45 * face[33] * _smoothstep(-0.03, -0.045, ty) * _smoothstep(0.062, 0.05, az)
+            w = 0.45 * stubble * _smoothstep(-0.03, -0.045, ty) * _smoothstep(0.062, 0.05, az)
             for k in range(3):
-                out[k] = out[k] * (1.0 - w) + face[19 + k] * w
+                out[k] = out[k] * (1.0 - w) + face[FACE_BROW_RGB + k] * w
     # eyes: a white almond in a slightly shaded socket, an iris, a pupil, a dark upper lid line
     dy, dz = (ty - ey) / sry, (az - ez) / srz
     r2 = dy * dy + dz * dz
@@ -442,29 +488,30 @@ def _face_colour(tx, ty, tz, face, base, out):
             if ir < pupil:
                 c0, c1, c2 = 0.03, 0.03, 0.03
             elif ir < iris:
-                c0, c1, c2 = face[13], face[14], face[15]
+                c0, c1, c2 = face[FACE_EYE_RGB], face[FACE_EYE_RGB + 1], face[FACE_EYE_RGB + 2]
             else:
                 c0, c1, c2 = 0.9, 0.88, 0.86
             out[0], out[1], out[2] = c0, c1, c2
             return
     # brows: a slightly arched band above each eye
-    if face[8] < az < face[9]:
-        u = (az - 0.5 * (face[8] + face[9])) / (0.5 * (face[9] - face[8]))
-        yb = face[6] + 0.3 * face[7] * (1.0 - u * u)
-        if abs(ty - yb) < 0.5 * face[7] * (1.0 - 0.4 * u * u):
+    z0, z1, bh = face[FACE_BROW_Z0], face[FACE_BROW_Z1], face[FACE_BROW_H]
+    if z0 < az < z1:
+        u = (az - 0.5 * (z0 + z1)) / (0.5 * (z1 - z0))
+        yb = face[FACE_BROW_Y] + 0.3 * bh * (1.0 - u * u)
+        if abs(ty - yb) < 0.5 * bh * (1.0 - 0.4 * u * u):
             for k in range(3):
-                out[k] = 0.2 * out[k] + 0.8 * face[19 + k]
+                out[k] = 0.2 * out[k] + 0.8 * face[FACE_BROW_RGB + k]
             return
     # lips: an ellipse, the upper lip darker, a dark parting line
-    my, mw, mh = face[10], face[11], face[12]
     dm = ((ty - my) / mh) ** 2 + (tz / mw) ** 2
     if dm < 1.0:
         if abs(ty - my) < 0.14 * mh + 0.0004:
-            out[0], out[1], out[2] = 0.18 * face[16], 0.15 * face[17], 0.15 * face[18]
+            lip = FACE_LIP_RGB
+            out[0], out[1], out[2] = 0.18 * face[lip], 0.15 * face[lip + 1], 0.15 * face[lip + 2]
         else:
             sh = 0.85 if ty > my else 1.0
             for k in range(3):
-                out[k] = face[16 + k] * sh
+                out[k] = face[FACE_LIP_RGB + k] * sh
 
 
 @numba.njit(cache=True, fastmath=True, inline="always")
@@ -517,7 +564,7 @@ def _draw_person(img, depth, ids, prims, mats, face, light, fx, fy, cx, cy):
     H, W = depth.shape
     base = np.empty(3)
     col = np.empty(3)
-    Lx, Ly, Lz = light[0], light[1], light[2]
+    Lx, Ly, Lz = light[LIGHT_DIR], light[LIGHT_DIR + 1], light[LIGHT_DIR + 2]
     for p in range(prims.shape[0]):
         pr = prims[p]
         bx, by, bz, br = pr[34], pr[35], pr[36], pr[37]
@@ -545,7 +592,7 @@ def _draw_person(img, depth, ids, prims, mats, face, light, fx, fy, cx, cy):
         cnx, cny, cnz, cc = pr[30], pr[31], pr[32], pr[33]
         clipped = cnx * cnx + cny * cny + cnz * cnz > 0.0
         m = mats[mat]
-        mk = int(m[7])
+        mk = int(m[MATERIAL_KIND])
         for r in range(r0, r1):
             ry = (r + 0.5 - cy) / fy
             for c in range(c0, c1):
@@ -586,21 +633,22 @@ def _draw_person(img, depth, ids, prims, mats, face, light, fx, fy, cx, cy):
                 tx = pr[18] * hx + pr[21] * hy + pr[24] * hz
                 ty = pr[19] * hx + pr[22] * hy + pr[25] * hz
                 tz = pr[20] * hx + pr[23] * hy + pr[26] * hz
-                if m[8] > 0.0:       # stripes across the bone
-                    sel = int(math.floor(ty / m[8])) % 2 == 1
+                if m[MATERIAL_STRIPE] > 0.0:       # stripes across the bone
+                    sel = int(math.floor(ty / m[MATERIAL_STRIPE])) % 2 == 1
                 else:
-                    sel = hb > m[6]
+                    sel = hb > m[MATERIAL_CUT]
                 for k in range(3):
-                    base[k] = m[3 + k] if sel else m[k]
-                if ty > m[14] and tx > 0.0:   # a round neckline: skin in front, below the collar bones
-                    if tz * tz / (m[15] * m[15]) + (ty - m[14] - 0.05) ** 2 / 0.0025 < 1.0:
+                    base[k] = m[MATERIAL_RGB_B + k] if sel else m[MATERIAL_RGB_A + k]
+                neck_y, neck_w = m[MATERIAL_NECK_Y], m[MATERIAL_NECK_HALF_W]
+                if ty > neck_y and tx > 0.0:   # a round neckline: skin in front, below the collar bones
+                    if tz * tz / (neck_w * neck_w) + (ty - neck_y - 0.05) ** 2 / 0.0025 < 1.0:
                         for k in range(3):
-                            base[k] = m[11 + k]
-                if mk == 2:
+                            base[k] = m[MATERIAL_NECK_RGB + k]
+                if mk == KIND_FACE:
                     _face_colour(tx, ty, tz, face, base, col)
                     for k in range(3):
                         base[k] = col[k]
-                elif mk == 3:       # hair: strands from the crown down, a darker inside
+                elif mk == KIND_HAIR:       # hair: strands from the crown down, a darker inside
                     st = 0.88 + 0.12 * math.sin(70.0 * math.atan2(tz, tx) + 6.0 * math.sin(40.0 * ty))
                     for k in range(3):
                         base[k] *= st * (0.5 if inner else 1.0)
@@ -608,19 +656,20 @@ def _draw_person(img, depth, ids, prims, mats, face, light, fx, fy, cx, cy):
                 vn = 1.0 / math.sqrt(rx * rx + ry * ry + 1.0)
                 vx, vy, vz = -rx * vn, -ry * vn, -vn
                 ndl = nx * Lx + ny * Ly + nz * Lz
-                wrap = 0.45 if (mk == 1 or mk == 2) else 0.25
+                wrap = 0.45 if (mk == KIND_SKIN or mk == KIND_FACE) else 0.25
                 dif = max(0.0, (ndl + wrap) / (1.0 + wrap))
-                up = 0.5 + 0.5 * (nx * light[12] + ny * light[13] + nz * light[14])
+                up = 0.5 + 0.5 * (nx * light[LIGHT_UP] + ny * light[LIGHT_UP + 1] + nz * light[LIGHT_UP + 2])
                 hx2, hy2, hz2 = Lx + vx, Ly + vy, Lz + vz
                 hn = 1.0 / math.sqrt(hx2 * hx2 + hy2 * hy2 + hz2 * hz2 + 1e-20)
                 spec = 0.0
                 if ndl > 0.0:
-                    spec = m[9] * max(0.0, (nx * hx2 + ny * hy2 + nz * hz2) * hn) ** m[10]
+                    spec = m[MATERIAL_SPEC] * max(0.0, (nx * hx2 + ny * hy2 + nz * hz2) * hn) ** m[MATERIAL_SHINE]
                 ndv = max(0.0, nx * vx + ny * vy + nz * vz)
-                rim = light[15] * (1.0 - ndv) ** 3
+                rim = light[LIGHT_RIM] * (1.0 - ndv) ** 3
                 for k in range(3):
-                    amb = light[9 + k] * (1.0 - up) + light[6 + k] * up
-                    img[r, c, k] = base[k] * (amb + light[3 + k] * dif) + (spec + rim) * light[3 + k]
+                    amb = light[LIGHT_GROUND_RGB + k] * (1.0 - up) + light[LIGHT_SKY_RGB + k] * up
+                    key = light[LIGHT_RGB + k]
+                    img[r, c, k] = base[k] * (amb + key * dif) + (spec + rim) * key
                 depth[r, c] = t
                 ids[r, c] = part
 
@@ -994,12 +1043,13 @@ def avatar_clip(seed: int, n_frames: int, size: int, config: AvatarConfig | None
     light_w = np.array([math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)])
     warmth = r_look.uniform(-0.08, 0.08)
     strength = r_look.uniform(0.55, 0.85)
-    light = np.zeros(16)
-    light[0:3] = cam.R @ light_w
-    light[3:6] = strength * np.array([1 + warmth, 1.0, 1 - warmth])
-    light[6:9], light[9:12] = room.sky * r_look.uniform(0.8, 1.1), room.ground
-    light[12:15] = cam.R @ np.array([0.0, 1.0, 0.0])
-    light[15] = r_look.uniform(0.0, 0.12)
+    light = np.zeros(LIGHT_SIZE)
+    light[LIGHT_DIR:LIGHT_DIR + 3] = cam.R @ light_w
+    light[LIGHT_RGB:LIGHT_RGB + 3] = strength * np.array([1 + warmth, 1.0, 1 - warmth])
+    light[LIGHT_SKY_RGB:LIGHT_SKY_RGB + 3] = room.sky * r_look.uniform(0.8, 1.1)
+    light[LIGHT_GROUND_RGB:LIGHT_GROUND_RGB + 3] = room.ground
+    light[LIGHT_UP:LIGHT_UP + 3] = cam.R @ np.array([0.0, 1.0, 0.0])
+    light[LIGHT_RIM] = r_look.uniform(0.0, 0.12)
     grade = np.zeros(7, np.float32)
     grade[0:3] = r_look.uniform(0.92, 1.12) * (1 + r_look.normal(0, 0.03, 3))
     grade[3:6] = r_look.uniform(-0.02, 0.03)

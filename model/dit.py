@@ -45,6 +45,16 @@ from model.warp import reproject_latents
 CONTROL_FEATURES = {"camera": 6, "pose": 33, "none": 0}
 
 
+@dataclass(frozen=True)
+class FrameLayout:
+    """Which frame each query and key token belongs to, and the attention pattern over frames
+    (the mask of model/kernels/attention.py)."""
+    q_frames: torch.Tensor        # (Nq,) stream index of each query token's frame
+    k_frames: torch.Tensor        # (Nk,) the same for the keys (cached ones first)
+    window: int                   # previous frames a frame attends to (plus frame 0)
+    causal: bool                  # False: every frame sees every frame
+
+
 @dataclass
 class DiTConfig:
     """Network sizes and attention layout; presets below."""
@@ -228,10 +238,10 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, cfg.dim))
         self.ada = nn.Linear(cfg.dim, 6 * cfg.dim)
 
-    def forward(self, x, c, T, rope, frames: tuple, cache: KVCache | None = None, layer: int = 0,
+    def forward(self, x, c, T, rope, frames: FrameLayout, cache: KVCache | None = None, layer: int = 0,
                 positions: list[int] | None = None, update_cache: bool = True):
-        """x (B, F*T, D), c (B, F, D); frames = (query token frames, key token frames, window,
-        causal) for the attention mask (see model/kernels/attention.py).
+        """x (B, F*T, D), c (B, F, D); ``frames`` lays out the attention mask (see
+        model/kernels/attention.py).
 
         With ``cache``, the frames also attend to the cached keys (a prefix) and their own keys
         and values are written into it afterwards (unless ``update_cache`` is False).
@@ -247,7 +257,7 @@ class Block(nn.Module):
                 cache.write(layer, positions, k, v)
         else:
             kk, vv = k, v
-        o = attention(q, kk, vv, *frames)
+        o = attention(q, kk, vv, frames.q_frames, frames.k_frames, frames.window, frames.causal)
         x = x + g1 * self.attn.proj(rearrange(o, "b h n e -> b n (h e)"))
         x = x + g2 * self.mlp(modulated_norm(x, sh2, sc2))
         return x
@@ -361,7 +371,7 @@ class VideoDiT(Pretrained):
             if mode != "causal":
                 raise ValueError("a KV cache only makes sense for causal attention")
             k_frames = torch.cat([cache.positions.to(dev).repeat_interleave(T), q_frames])
-        frames = (q_frames, k_frames, self.config.window, mode == "causal")
+        frames = FrameLayout(q_frames, k_frames, self.config.window, mode == "causal")
         pos_list = positions.tolist()
         for i, blk in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and cache is None:

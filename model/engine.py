@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from controls.camera import (APP_PITCH_LIMIT, APP_ROLL_LIMIT, CONTROL_DIM, CameraRig, CameraState, RigLimits,
-                             plucker_tokens, reprojection_map)
+from controls.camera import (APP_PITCH_LIMIT, APP_ROLL_LIMIT, CONTROL_DIM, CameraPose, CameraRig, CameraState,
+                             RigLimits, plucker_tokens, reprojection_map)
 from controls.pose import NUM_LANDMARKS, pose_tokens
 from model.autoencoder import PixelLoop, StreamingDecoder, VideoAutoencoder
 from model.dit import VideoDiT
@@ -76,7 +76,7 @@ class EngineState:
     frame_index: int = 0                      # latent frames generated, first frame included
     prev: torch.Tensor | None = None          # last latent (normalised), (1, C, h, w)
     rig: CameraRig | None = None
-    ref: tuple | None = None                  # (K, w2c) of the last video frame (camera mode)
+    ref: CameraPose | None = None             # the last video frame's camera (camera mode)
     timing: StepTiming = field(default_factory=StepTiming)
 
 
@@ -133,7 +133,7 @@ class StreamingEngine:
         if self.mode == "camera":
             rig = CameraRig(self.size, self.size, CameraState(fov_x=self.default_fov),
                             RigLimits(pitch_deg=APP_PITCH_LIMIT, roll_deg=APP_ROLL_LIMIT))
-        self.state = EngineState(frame_index=1, prev=z, rig=rig, ref=(rig.K(), rig.w2c()) if rig else None)
+        self.state = EngineState(frame_index=1, prev=z, rig=rig, ref=rig.pose() if rig else None)
         if self.reencode:
             self.loop = PixelLoop(self.ae, x.to(self.dtype))
             self.loop.start(z)
@@ -192,19 +192,20 @@ class StreamingEngine:
                 c = np.repeat(c[None], self.fpl, 0)
             if c.shape != (self.fpl, CONTROL_DIM):
                 raise ControlError(f"camera control must have shape ({CONTROL_DIM},) or ({self.fpl}, {CONTROL_DIM}), got {c.shape}")
-            Ks, w2cs = [], []
+            poses = []
             for row in c:
                 self.state.rig.step(row)
-                Ks.append(self.state.rig.K())
-                w2cs.append(self.state.rig.w2c())
-            feats = plucker_tokens(np.stack(Ks), np.stack(w2cs), *self.state.ref, self.size, self.size, self.grid)
+                poses.append(self.state.rig.pose())
+            ref = self.state.ref
+            feats = plucker_tokens(np.stack([p.K for p in poses]), np.stack([p.w2c for p in poses]), ref.K, ref.w2c,
+                                   self.size, self.size, self.grid)
             if self.ae.config.reference:
-                maps = torch.from_numpy(np.stack([reprojection_map(*self.state.ref, Kf, Wf, self.size, self.size)
-                                                  for Kf, Wf in zip(Ks, w2cs)]))[None].to(self.device)
+                maps = torch.from_numpy(np.stack([reprojection_map(ref.K, ref.w2c, p.K, p.w2c, self.size, self.size)
+                                                  for p in poses]))[None].to(self.device)
             if self.dit.config.reproject:
-                m = reprojection_map(*self.state.ref, Ks[-1], w2cs[-1], self.size, self.size)
+                m = reprojection_map(ref.K, ref.w2c, poses[-1].K, poses[-1].w2c, self.size, self.size)
                 warp = torch.from_numpy(m)[None].to(self.device)
-            self.state.ref = (Ks[-1], w2cs[-1])
+            self.state.ref = poses[-1]
         else:
             if c.shape == (NUM_LANDMARKS, 4):
                 c = np.repeat(c[None], self.fpl, 0)

@@ -33,6 +33,17 @@ class Phase:
         return f"{self.kind}{self.segment}"
 
 
+@dataclass(frozen=True)
+class SegmentInputs:
+    """What the discriminator's and the generator's phases of one segment share: its inputs and
+    its rollout without gradients."""
+    positions: torch.Tensor   # (S,) stream indices of the segment's latent frames
+    noise: torch.Tensor       # (B, S, C, h, w) each frame's noise
+    ctrl: torch.Tensor        # (B, S, T, Cc) controls
+    warp: torch.Tensor        # (B, S, 3, 3) maps to the previous frame's camera
+    rolled: torch.Tensor      # (B, S, C, h, w) the one-step rollout, detached
+
+
 class AdversarialStage(DiffusionStage):
     """Stages 4-5 (App. B): relativistic adversarial training with student forcing.
 
@@ -150,7 +161,7 @@ class AdversarialStage(DiffusionStage):
         """Stream index of segment ``seg``'s first latent frame (after the first frame and the burn-in)."""
         return 1 + self.burn + seg * self.S
 
-    def _segment_inputs(self, seg: int, gen: torch.Generator):
+    def _segment_inputs(self, seg: int, gen: torch.Generator) -> SegmentInputs:
         """Positions, noise and controls of segment ``seg``; rolls it out without gradients."""
         a = self._start(seg)
         pos = torch.arange(a, a + self.S, device=self.device)
@@ -167,7 +178,7 @@ class AdversarialStage(DiffusionStage):
                     prev = self.gt[:, a + i - 1]
                 prev = self.dit.step(cache, prev, eps[:, i], self._ctrl(ctrl[:, i]), ones, a + i, warp[:, i])
                 out.append(prev)
-        return pos, eps, ctrl, warp, torch.stack(out, 1)
+        return SegmentInputs(pos, eps, ctrl, warp, torch.stack(out, 1))
 
     def _overlap(self, seg: int) -> int:
         """Frames from before segment ``seg`` in its discriminator window (none before the first)."""
@@ -211,14 +222,14 @@ class AdversarialStage(DiffusionStage):
             if seg == 0:
                 self._new_video(rng, gen)
             self.seg_inputs = self._segment_inputs(seg, gen)
-        pos, eps, ctrl, warp, rolled = self.seg_inputs
+        inp = self.seg_inputs
         real, real_ctrl, real_warp = self._real(seg, rng)
         t = torch.rand(B, generator=gen).to(self.device)        # no shift for the discriminator
         d_eps = self.randn(real.shape, gen)
         for p_ in self.disc.parameters():
             p_.requires_grad_(disc and p_ in self._d_trainable)
         if disc:
-            fake, fake_ctrl, fake_warp = self._window(seg, rolled)
+            fake, fake_ctrl, fake_warp = self._window(seg, inp.rolled)
             if self.cfg.r_exact:
                 real = real.requires_grad_(True)
                 fake = fake.detach().requires_grad_(True)
@@ -254,13 +265,13 @@ class AdversarialStage(DiffusionStage):
                 metrics["d_mismatch"] = mm.item()
             return loss + reg, metrics
         # generator: recompute the segment with gradients, in one parallel pass over the cache
-        prev = torch.cat([self.video[-1][:, None], rolled[:, :-1]], 1)
-        a = int(pos[0])
+        prev = torch.cat([self.video[-1][:, None], inp.rolled[:, :-1]], 1)
+        a = int(inp.positions[0])
         if self.cfg.teacher_forcing:
             prev = self.gt[:, a - 1:a - 1 + self.S]
         ones = torch.ones(B, self.S, device=self.device)
-        fake_seg = self.dit(prev.detach(), eps, self._ctrl(ctrl), ones, mode="causal", positions=pos,
-                            cache=self.cache, warp=warp)
+        fake_seg = self.dit(prev.detach(), inp.noise, self._ctrl(inp.ctrl), ones, mode="causal",
+                            positions=inp.positions, cache=self.cache, warp=inp.warp)
         fake, fake_ctrl, fake_warp = self._window(seg, fake_seg)
         d_fake = self._d(fake, fake_ctrl, t, d_eps, fake_warp)
         with torch.no_grad():
@@ -268,7 +279,7 @@ class AdversarialStage(DiffusionStage):
         loss = losses.relativistic_g_loss(d_fake, d_real)
         metrics = {"g_loss": loss.item()}
         if self.teacher is not None:
-            t_loss = self._teacher_loss(seg, fake_seg, rolled, eps, gen)
+            t_loss = self._teacher_loss(seg, fake_seg, inp.rolled, inp.noise, gen)
             loss = loss + self.cfg.teacher_weight * t_loss
             metrics["teacher_mse"] = t_loss.item()
         if self.cfg.truth_weight and a + self.S <= self.gt.shape[1]:
@@ -282,7 +293,7 @@ class AdversarialStage(DiffusionStage):
         if self.pose_reader is not None:
             # does each frame show the pose it was asked for, as the frozen reader sees it (ControlNet++'s
             # reward-consistency loss, on latents)
-            p_loss = pose_error(self.pose_reader(fake_seg.float().flatten(0, 1)), ctrl.flatten(0, 1))
+            p_loss = pose_error(self.pose_reader(fake_seg.float().flatten(0, 1)), inp.ctrl.flatten(0, 1))
             loss = loss + self.cfg.pose_weight * p_loss
             metrics["pose_error"] = p_loss.item()
         self.video += list(fake_seg.detach().unbind(1))

@@ -3,6 +3,7 @@ matching), and consistency distillation to one step; with the latent cache the D
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,16 @@ from train.stage import Stage, default_device, image_psnr, split_dir, stage_dir
 
 VAL_LATENT_CLIPS = 16      # val clips of each data directory in the DiT stages' latent cache
 PREVIOUS = {"adapt": "teacher", "distill": "adapt", "adversarial": "distill", "long": "adversarial"}
+
+
+@dataclass(frozen=True)
+class ValSource:
+    """One data directory of the validation mix, as the DiT stages' rollouts read it: the val
+    latents hold the first VAL_LATENT_CLIPS clips of each directory, the pixel reader all of them."""
+    name: str               # the source's name (the directory's parent)
+    first_latent: int       # its first clip in the val latent cache
+    first_pixel: int        # its first clip in the val pixel reader
+    rollouts: int           # its clips rolled out at each evaluation
 
 
 def load_autoencoder(cfg: TrainConfig) -> VideoAutoencoder:
@@ -88,11 +99,10 @@ class DiffusionStage(Stage):
         grid = self.latent_size // self.dit.config.patch
         self.train = latent_cache(cfg, self.ae, "train", grid, limit=cfg.latent_clips or None)
         self.val = latent_cache(cfg, self.ae, "val", grid, limit=VAL_LATENT_CLIPS)
-        # (name, first latent window, first pixel clip, clips rolled out) of each source of the mix: the val latents
-        # hold the first VAL_LATENT_CLIPS clips of each directory, the pixel reader all of them
-        self.val_sources, lat = [], 0
+        self.val_sources: list[ValSource] = []
+        lat = 0
         for d, pix, n in self.val_pixels.sources():
-            self.val_sources.append((d.parent.name, lat, pix, min(n, 2)))
+            self.val_sources.append(ValSource(d.parent.name, first_latent=lat, first_pixel=pix, rollouts=min(n, 2)))
             lat += min(n, VAL_LATENT_CLIPS)
         self.models = {"model": self.dit}
         self.ema_model = "model"
@@ -194,7 +204,8 @@ class DiffusionStage(Stage):
         # rollouts decoded to pixels against the ground-truth clip
         fpl = self.ae.config.frames_per_latent
         psnr_m, psnr_r, rows, by_source = [], [], [], {}
-        clips = [(name, lat + j, pix + j) for name, lat, pix, n in self.val_sources for j in range(n)]
+        clips = [(src.name, src.first_latent + j, src.first_pixel + j)
+                 for src in self.val_sources for j in range(src.rollouts)]
         for i, (name, i_lat, i_pix) in enumerate(clips):
             first, chunks, c, w = self.val.window(i_lat, 0, K)
             zc, cc, wc = self.to_device(torch.from_numpy(np.concatenate([first[None], chunks]))[None].float(),

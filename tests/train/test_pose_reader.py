@@ -65,11 +65,11 @@ def test_pose_reader_stage_and_the_long_stages_pose_term(tiny_avatar, tmp_path):
     assert isinstance(PoseReader.from_pretrained(shipped), PoseReader)
     st = stages.build_stage(_cfg("long", tiny_avatar, tmp_path, pose_weight=0.5))
     st._new_video(np.random.default_rng(0), torch.Generator().manual_seed(0))
-    pos, eps, ctrl, warp, rolled = st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
+    inp = st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
     loss, metrics = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
     # the parallel pass recomputes the rolled-out frames: the term is the reader's error on them
     with torch.no_grad():
-        want = float(pose_error(reader(rolled.flatten(0, 1)), ctrl.flatten(0, 1)))
+        want = float(pose_error(reader(inp.rolled.flatten(0, 1)), inp.ctrl.flatten(0, 1)))
     assert abs(metrics["pose_error"] - want) < 1e-3 * max(want, 1e-3)
     assert abs(loss.item() - metrics["g_loss"] - 0.5 * metrics["pose_error"]) < 1e-4
     loss.backward()

@@ -116,16 +116,16 @@ def test_long_burn_in_is_the_generators_own_rollout(tiny_data, tmp_path):
     ref = rollout_one_step(st.dit, st.video[0], st._ctrl(st.ctrl), b, torch.Generator().manual_seed(s), st.warp)
     torch.testing.assert_close(st.video[-1], ref[:, b])
     assert int(st.cache.positions.max()) == b and st._start(0) == 1 + b
-    pos, eps, ctrl, warp, rolled = st._segment_inputs(0, torch.Generator().manual_seed(1))
-    assert pos.tolist() == list(range(1 + b, 1 + b + st.S))
+    inp = st._segment_inputs(0, torch.Generator().manual_seed(1))
+    assert inp.positions.tolist() == list(range(1 + b, 1 + b + st.S))
     o = st._overlap(0)
     assert o == min(st.overlap, b) and o > 0
-    window, w_ctrl, w_warp = st._window(0, rolled)
+    window, w_ctrl, w_warp = st._window(0, inp.rolled)
     assert window.shape[1] == w_ctrl.shape[1] == w_warp.shape[1] == 1 + o + st.S
     torch.testing.assert_close(window[:, 1:1 + o], ref[:, b - o + 1:b + 1])
     torch.testing.assert_close(w_ctrl[:, 1:], st.ctrl[:, 1 + b - o:1 + b + st.S])
     # the generator's loss back-propagates through the segment that follows the burn-in
-    st.seg_inputs = (pos, eps, ctrl, warp, rolled)
+    st.seg_inputs = inp
     loss, _ = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in st.dit.parameters())
@@ -259,8 +259,8 @@ def test_on_policy_distillation_targets_the_teachers_frame_after_the_generators_
             break
     b, a = st.burn, st._start(0)
     ref = rollout_one_step(st.dit, st.video[0], st._ctrl(st.ctrl), b, torch.Generator().manual_seed(s), st.warp)
-    pos, eps, ctrl, warp, rolled = st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
-    video = torch.cat([ref, rolled], 1)                     # the generator's own frames 0 .. a + S - 1
+    inp = st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
+    video = torch.cat([ref, inp.rolled], 1)                    # the generator's own frames 0 .. a + S - 1
     calls, real_frame = [], adversarial.causal_frame
 
     def spy(dit, out, k, noise, control, warp_, steps, shift):
@@ -268,7 +268,7 @@ def test_on_policy_distillation_targets_the_teachers_frame_after_the_generators_
         assert dit is st.teacher and a <= k < a + st.S
         for j in range(max(0, k - W - 1), k):               # every frame the teacher's window reads
             torch.testing.assert_close(out[j], video[:, j])
-        assert torch.equal(noise[:, k - 1], eps[:, k - a])    # the one-step frame's own noise
+        assert torch.equal(noise[:, k - 1], inp.noise[:, k - a])    # the one-step frame's own noise
         return real_frame(dit, out, k, noise, control, warp_, steps, shift)
 
     adversarial.causal_frame = spy
@@ -302,11 +302,11 @@ def test_truth_weight_regresses_the_segment_onto_the_clips_own_frames(tiny_data,
         if st.burn >= 1:
             break
     a = st._start(0)
-    pos, eps, ctrl, warp, rolled = st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
+    inp = st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
     loss, metrics = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
     # the parallel pass with gradients recomputes the rolled-out frames; the target is the truth at a .. a + S - 1
-    want = ((rolled.float() - st.gt[:, a:a + st.S].float()) ** 2).mean().item()
-    shifted = ((rolled.float() - st.gt[:, a - 1:a - 1 + st.S].float()) ** 2).mean().item()
+    want = ((inp.rolled.float() - st.gt[:, a:a + st.S].float()) ** 2).mean().item()
+    shifted = ((inp.rolled.float() - st.gt[:, a - 1:a - 1 + st.S].float()) ** 2).mean().item()
     assert abs(metrics["truth_mse"] - want) < 1e-3 * want < abs(metrics["truth_mse"] - shifted)
     assert abs(loss.item() - metrics["g_loss"] - 0.5 * metrics["truth_mse"]) < 1e-4
     loss.backward()
