@@ -14,6 +14,10 @@ state (controls, a pending reset) and return at once.
 Controls come from one ``ControlSource`` (controls/source.py), chosen by the model's control mode
 when its engine is made: the keys and sliders of a world model, the body pose of an avatar (the
 webcam through ``WebcamTracker``, controls/tracker.py, or a recorded motion).
+
+One class over 450 lines on purpose: a session's lifecycle (slot, worker, reset, stop, close), its
+inputs and its plain API share one lock and one state machine; the parts that stand alone live in
+app/player.py, app/slots.py, app/manager.py and controls/.
 """
 from __future__ import annotations
 

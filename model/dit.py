@@ -25,6 +25,9 @@ residual (x0-prediction; see train/losses.py for the v-space loss).
 
 Shapes: B batch, F latent frames, T tokens per frame, D model width, H heads, E head dim,
 C latent channels, h, w latent pixels, p patch size, Cc control features per token.
+
+One file on purpose (a little over 450 lines): the config, the blocks, the cache and the three ways to
+run them share one sequence layout, and the streaming-equals-parallel tests read best against one page.
 """
 from __future__ import annotations
 
