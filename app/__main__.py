@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from app.examples import DEFAULT_DIR as EXAMPLES
-from app.models import DEFAULT_ASSETS
+from app.models import DEFAULT_ASSETS, RECYCLE
 from model.runtime import add_dtype_argument
 
 
@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0: all cores but one, at least 1: the rest serves pose detection and the page)")
     add_dtype_argument(p)
+    p.add_argument("--recycle", choices=RECYCLE, default="latent",
+                   help="what a generator gets back as its previous frame: its own latent (as trained) or the "
+                        "frames shown, encoded again (holds a still world far longer; docs/training.md)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     for flag, v in (("--max-streams", a.max_streams), ("--idle-timeout", a.idle_timeout), ("--fps", a.fps),
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(a.threads if a.threads > 0 else max(1, (os.cpu_count() or 2) - 1))
     cfg = AppConfig(assets=a.assets, examples=a.examples, max_streams=a.max_streams, idle_timeout=a.idle_timeout,
-                    fps=a.fps, max_upload_mb=a.max_upload_mb, dtype=a.dtype)
+                    fps=a.fps, max_upload_mb=a.max_upload_mb, dtype=a.dtype, recycle=a.recycle)
     demo, manager, kw = build(cfg)
     found = ", ".join(f"{m.label} ({m.mode})" for m in manager.store.models.values()) or "none"
     print(f"AAPT Live: models: {found}; computing in {manager.store.precision}", flush=True)

@@ -74,12 +74,20 @@ def discover(assets: str | Path) -> list[ModelInfo]:
     return sorted(found, key=lambda m: (m.mode, m.resolution, m.name))
 
 
+RECYCLE = ("latent", "pixels")
+
+
 class ModelStore:
     """Loads each model once (thread-safe) and hands out fresh engines around the shared weights."""
 
-    def __init__(self, models: list[ModelInfo], dtype: str | torch.dtype = "auto"):
+    def __init__(self, models: list[ModelInfo], dtype: str | torch.dtype = "auto", recycle: str = "latent"):
+        """``recycle``: what a generator gets back as its previous frame, ``latent`` (its own last
+        latent, as trained) or ``pixels`` (the frames shown, encoded again: model/autoencoder.py PixelLoop)."""
+        if recycle not in RECYCLE:
+            raise ValueError(f"recycle must be one of {RECYCLE}, got {recycle!r}")
         self.models = {m.label: m for m in models}
         self.dtype = compute_dtype(dtype)
+        self.recycle = recycle
         info = precision_info(self.dtype)
         self.precision = f"{info['dtype']} on {info['cpu_capability']}"   # the readout's note, e.g. "float32 on AVX2"
         self._loaded: dict[str, tuple[VideoAutoencoder, VideoDiT]] = {}
@@ -115,4 +123,4 @@ class ModelStore:
                 self._loaded[info.label] = (ae, dit)
             ae, dit = self._loaded[info.label]
             # StreamingEngine moves/casts the shared modules in place; same device and dtype every time
-            return StreamingEngine(ae, dit, dtype=self.dtype)
+            return StreamingEngine(ae, dit, dtype=self.dtype, reencode=self.recycle == "pixels")

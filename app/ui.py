@@ -41,6 +41,7 @@ class AppConfig:
     max_record_s: float = 600.0
     webcam_every: float = 0.1        # seconds between webcam frames sent to the server (pose is interpolated)
     dtype: str = "auto"              # compute dtype (model/runtime.py): auto | float32 | bfloat16
+    recycle: str = "latent"          # the generators' recycled frame: latent | pixels (app/models.py)
 
 
 @dataclass
@@ -70,7 +71,7 @@ class _App:
 
 def build(cfg: AppConfig) -> tuple[gr.Blocks, SessionManager, dict]:
     """The page, its session manager, and the keyword arguments for ``launch``."""
-    store = ModelStore(discover(cfg.assets), cfg.dtype)
+    store = ModelStore(discover(cfg.assets), cfg.dtype, cfg.recycle)
     examples = Examples(cfg.examples)
     manager = SessionManager(store, {m: examples.default(m) for m in ("world", "avatar")}, examples.motions(),
                              max_streams=cfg.max_streams, idle_timeout=cfg.idle_timeout, fps=cfg.fps,

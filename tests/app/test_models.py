@@ -39,3 +39,19 @@ def test_engines_share_weights_but_not_state(tiny_assets):
     assert a.dit is b.dit and a.cache is not b.cache and a.decoder is not b.decoder
     assert store.get("nonsense", "avatar").mode == "avatar"
     assert ModelStore([]).get(None, "world") is None
+
+
+def test_the_store_recycles_latents_or_the_frames_shown(tiny_assets):
+    """``recycle="pixels"`` gives engines that recycle the frames shown (PixelLoop), ``latent`` (the
+    default) engines that recycle their own latents; anything else is refused."""
+    import numpy as np
+    import pytest
+
+    with pytest.raises(ValueError, match="pixels"):
+        ModelStore([], recycle="frames")
+    for recycle, reencode in (("latent", False), ("pixels", True)):
+        store = ModelStore(discover(tiny_assets), recycle=recycle)
+        e = store.engine(store.get(None, "world"))
+        e.reset(np.full((32, 32, 3), 100, np.uint8))
+        e.step(np.zeros(7))
+        assert e.reencode is reencode and (e.loop is not None) is reencode
