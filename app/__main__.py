@@ -35,9 +35,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0: all cores but one, at least 1: the rest serves pose detection and the page)")
     add_dtype_argument(p)
-    p.add_argument("--recycle", choices=RECYCLE, default="latent",
-                   help="what a generator gets back as its previous frame: its own latent (as trained) or the "
-                        "frames shown, encoded again (holds a still world far longer; docs/training.md)")
+    p.add_argument("--recycle", choices=RECYCLE, default="auto",
+                   help="what a generator gets back as its previous frame: its own latent (as trained), the "
+                        "frames shown, encoded again (a still world holds for the minute), or auto: the frames "
+                        "for camera models, the latent for pose models (docs/training.md)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     for flag, v in (("--max-streams", a.max_streams), ("--idle-timeout", a.idle_timeout), ("--fps", a.fps),

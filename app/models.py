@@ -74,15 +74,18 @@ def discover(assets: str | Path) -> list[ModelInfo]:
     return sorted(found, key=lambda m: (m.mode, m.resolution, m.name))
 
 
-RECYCLE = ("latent", "pixels")
+RECYCLE = ("auto", "latent", "pixels")
 
 
 class ModelStore:
     """Loads each model once (thread-safe) and hands out fresh engines around the shared weights."""
 
-    def __init__(self, models: list[ModelInfo], dtype: str | torch.dtype = "auto", recycle: str = "latent"):
+    def __init__(self, models: list[ModelInfo], dtype: str | torch.dtype = "auto", recycle: str = "auto"):
         """``recycle``: what a generator gets back as its previous frame, ``latent`` (its own last
-        latent, as trained) or ``pixels`` (the frames shown, encoded again: model/autoencoder.py PixelLoop)."""
+        latent, as trained), ``pixels`` (the frames shown, encoded again: model/autoencoder.py
+        PixelLoop) or ``auto``: pixels for camera models (a still world holds for the minute instead
+        of collapsing; photos score better on every metric), latent for pose models (docs/training.md,
+        "The reference decoder")."""
         if recycle not in RECYCLE:
             raise ValueError(f"recycle must be one of {RECYCLE}, got {recycle!r}")
         self.models = {m.label: m for m in models}
@@ -123,4 +126,5 @@ class ModelStore:
                 self._loaded[info.label] = (ae, dit)
             ae, dit = self._loaded[info.label]
             # StreamingEngine moves/casts the shared modules in place; same device and dtype every time
-            return StreamingEngine(ae, dit, dtype=self.dtype, reencode=self.recycle == "pixels")
+            pixels = self.recycle == "pixels" or (self.recycle == "auto" and dit.config.control == "camera")
+            return StreamingEngine(ae, dit, dtype=self.dtype, reencode=pixels)

@@ -41,7 +41,7 @@ class AppConfig:
     max_record_s: float = 600.0
     webcam_every: float = 0.1        # seconds between webcam frames sent to the server (pose is interpolated)
     dtype: str = "auto"              # compute dtype (model/runtime.py): auto | float32 | bfloat16
-    recycle: str = "latent"          # the generators' recycled frame: latent | pixels (app/models.py)
+    recycle: str = "auto"            # the generators' recycled frame: auto | latent | pixels (app/models.py)
 
 
 @dataclass

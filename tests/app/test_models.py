@@ -42,16 +42,19 @@ def test_engines_share_weights_but_not_state(tiny_assets):
 
 
 def test_the_store_recycles_latents_or_the_frames_shown(tiny_assets):
-    """``recycle="pixels"`` gives engines that recycle the frames shown (PixelLoop), ``latent`` (the
-    default) engines that recycle their own latents; anything else is refused."""
+    """``recycle="pixels"`` gives engines that recycle the frames shown (PixelLoop), ``latent`` engines
+    that recycle their own latents, ``auto`` (the default) the frames for camera models and the latent
+    for pose models; anything else is refused."""
     import numpy as np
     import pytest
 
     with pytest.raises(ValueError, match="pixels"):
         ModelStore([], recycle="frames")
-    for recycle, reencode in (("latent", False), ("pixels", True)):
+    for recycle, mode, reencode in (("latent", "world", False), ("pixels", "world", True), ("pixels", "avatar", True),
+                                    ("auto", "world", True), ("auto", "avatar", False)):
         store = ModelStore(discover(tiny_assets), recycle=recycle)
-        e = store.engine(store.get(None, "world"))
+        e = store.engine(store.get(None, mode))
         e.reset(np.full((32, 32, 3), 100, np.uint8))
-        e.step(np.zeros(7))
+        e.step(np.zeros(7) if mode == "world" else np.tile([0.5, 0.5, 0.0, 1.0], (33, 1)))
         assert e.reencode is reencode and (e.loop is not None) is reencode
+    assert ModelStore([]).recycle == "auto"
