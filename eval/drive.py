@@ -92,6 +92,11 @@ def arm_angles(lm: np.ndarray) -> np.ndarray:
     return np.array([np.degrees(np.arctan2(*(lm[c, 1::-1] - lm[p, 1::-1]))) for p, c in ARM_BONES.values()])
 
 
+def angle_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| in degrees, the short way round (0..180)."""
+    return np.abs((a - b + 180) % 360 - 180)
+
+
 def drive(engine: StreamingEngine, first: np.ndarray, body: np.ndarray | None, landmarks: np.ndarray,
           retarget: str | None, seed: int = 0, detect_size: int = 256, early_s: float = 10.0) -> dict:
     """Stream ``landmarks`` through the app's pose path and the engine; score the generated video."""
@@ -114,8 +119,7 @@ def drive(engine: StreamingEngine, first: np.ndarray, body: np.ndarray | None, l
                     continue
                 found += 1
                 if (s + j) / FPS < early_s:
-                    d = arm_angles(seen) - arm_angles(control[j])
-                    errors.append(np.abs((d + 180) % 360 - 180))
+                    errors.append(angle_error(arm_angles(seen), arm_angles(control[j])))
     errors = np.array(errors) if errors else np.full((1, len(ARM_BONES)), np.nan)
     return {"person_found": found / n, "frames": n,
             "arm_angle_error_deg": {k: float(np.nanmedian(errors[:, i])) for i, k in enumerate(ARM_BONES)},
@@ -135,8 +139,7 @@ def floor(seconds: float, detect_size: int = 256) -> dict:
                 continue
             found += 1
             ok = [k for k, (a, b) in enumerate(ARM_BONES.values()) if min(lm[a, 3], lm[b, 3]) > 0.5]
-            d = arm_angles(seen) - arm_angles(lm)
-            errors.append(np.where(np.isin(np.arange(len(ARM_BONES)), ok), np.abs((d + 180) % 360 - 180), np.nan))
+            errors.append(np.where(np.isin(np.arange(len(ARM_BONES)), ok), angle_error(arm_angles(seen), arm_angles(lm)), np.nan))
     errors = np.array(errors) if errors else np.full((1, len(ARM_BONES)), np.nan)
     return {"person_found": found / len(clip.frames), "arm_angle_error_median_deg": float(np.nanmedian(errors))}
 

@@ -322,12 +322,12 @@ class PixelLoop:
     the frame before them as context, into the latent the generator recycles next. So what a
     reference decoder copied from the past also reaches the generator. Latents are normalised."""
 
-    def __init__(self, ae: VideoAutoencoder, first: torch.Tensor):
-        """``first`` (B, 3, H, W) in [-1, 1]: the stream's first frame (the encoder's first context)."""
+    def __init__(self, ae: VideoAutoencoder, first: torch.Tensor, stream: StreamingDecoder | None = None):
+        """``first`` (B, 3, H, W) in [-1, 1]: the stream's first frame (the encoder's first context);
+        ``stream``: the streaming decoder to drive (reset here; default: a new one)."""
         self.ae = ae
-        self.stream = StreamingDecoder(ae)
+        self.stream = stream or StreamingDecoder(ae)
         self.stream.reset(first if ae.config.reference else None)
-        self.stream.prev = None
         self.ctx = first
 
     def start(self, z0: torch.Tensor) -> None:

@@ -135,7 +135,7 @@ class StreamingEngine:
                             RigLimits(pitch_deg=APP_PITCH_LIMIT, roll_deg=APP_ROLL_LIMIT))
         self.state = EngineState(frame_index=1, prev=z, rig=rig, ref=rig.pose() if rig else None)
         if self.reencode:
-            self.loop = PixelLoop(self.ae, x.to(self.dtype))
+            self.loop = PixelLoop(self.ae, x.to(self.dtype), self.decoder)
             self.loop.start(z)
         else:
             self.decoder(self.ae.denormalize(z.float()).to(self.dtype))   # primes the decoder's state

@@ -11,20 +11,28 @@ frame and its 16 px latent alike.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as Fn
 
 IDENTITY = torch.eye(3)
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """(hw, 3) homogeneous normalised pixel centres of an h x w image (made once per size: the
+    stream warps every step)."""
+    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(h * w, 3)
+
+
 def sample_points(maps: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     """maps (N, 3, 3) -> source points (N, h, w, 2) for grid_sample and in_view (N, h, w) bool:
     the point lies in front of the source camera and inside its image."""
-    ys = (torch.arange(h, device=maps.device, dtype=torch.float32) + 0.5) / h * 2 - 1
-    xs = (torch.arange(w, device=maps.device, dtype=torch.float32) + 0.5) / w * 2 - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    dst = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(h * w, 3)          # (hw, 3)
-    src = torch.einsum("nij,pj->npi", maps.float(), dst)                           # (N, hw, 3)
+    src = torch.einsum("nij,pj->npi", maps.float(), _pixel_grid(h, w, maps.device))    # (N, hw, 3)
     zc = src[..., 2:]
     front = zc > 1e-6
     xy = src[..., :2] / torch.where(front, zc, torch.full_like(zc, 1e-6))
