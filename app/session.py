@@ -257,10 +257,11 @@ class Session:
         img = self.first_frame(self.mode)
         if img is None:
             img = np.full((engine.size, engine.size, 3), 127, np.uint8)
-        first = engine.reset(img, int(self.seed))
+        body = self.avatar_body(np.asarray(img)) if engine.mode == "pose" else None
+        first = engine.reset(img, int(self.seed), pose=body)
         self.camera.reset()
         if engine.mode == "pose":
-            self.pose.set_body(self.avatar_body(np.asarray(img)))
+            self.pose.set_body(body)
         self.pose.reset()
         if self.pose_source == "motion" and self.pose.motion is not None:
             self.pose.set_motion(self.pose.motion)

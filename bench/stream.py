@@ -58,13 +58,14 @@ def run(preset: str, frames: int, compile: bool = False, dtype: str = "auto", mo
     engine.reset(first, seed=0)
     first_ms = (time.perf_counter() - t) * 1e3
     rss0 = rss_mb()
-    step_ms, dit_ms, dec_ms = [], [], []
+    step_ms, dit_ms, dec_ms, ctl_ms = [], [], [], []
     for c in controls:
         t = time.perf_counter()
         engine.step(c)
         step_ms.append((time.perf_counter() - t) * 1e3)
         dit_ms.append(engine.timing.dit_ms)
         dec_ms.append(engine.timing.decode_ms)
+        ctl_ms.append(engine.timing.control_ms)
     rss1 = rss_mb()
     dit_flops, dec_flops = flops_per_step(engine)
     peak = matmul_peak_gflops(engine.dtype)
@@ -73,6 +74,7 @@ def run(preset: str, frames: int, compile: bool = False, dtype: str = "auto", mo
     late = s[-25:]
     return {
         "preset": preset, "model": model, "trained": trained, "reference_decoder": engine.ae.config.reference,
+        "pose_warp": engine.ae.config.pose_warp,
         "reencode": reencode, "resolution": engine.size, "frames": steps * engine.fpl,
         "threads": threads, "compile": compile,
         "fps": round(engine.fpl * 1000.0 / float(np.median(s)), 2),
@@ -80,6 +82,7 @@ def run(preset: str, frames: int, compile: bool = False, dtype: str = "auto", mo
         "step_ms_p95_early": round(float(np.percentile(early, 95)), 2),
         "step_ms_p95_late": round(float(np.percentile(late, 95)), 2),
         "first_frame_ms": round(first_ms, 2),
+        "control_ms_p50": round(float(np.median(ctl_ms)), 2),     # controls to tokens (and a pose model's bone warps)
         "dit_ms_p50": round(float(np.median(dit_ms)), 2), "decode_ms_p50": round(float(np.median(dec_ms)), 2),
         "decode_ms_per_frame": round(float(np.median(dec_ms)) / engine.fpl, 2),
         "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss1, 1),

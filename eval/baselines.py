@@ -20,13 +20,14 @@ import time
 import numpy as np
 import torch
 
+from controls.bone_warp import bone_warp_points
 from controls.camera import clip_camera_tokens, clip_reprojection_maps
 from data.shards import ShardReader
 from data.video import contact_sheet
 from eval.metrics import psnr_per_frame, rotation_homography, warp_frame
 from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT, maps_from_first
-from model.warp import reproject_latents
+from model.warp import reproject_latents, warp_reference
 from model.sampling import rollout_one_step, sample_causal
 from model.runtime import add_dtype_argument, autocast, compute_dtype, precision_info
 from train.data import to_pixels, to_uint8
@@ -36,6 +37,20 @@ def warp_baseline(frames: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndar
     """Each frame = the first frame warped by the rotation from camera 0 to camera f."""
     return np.stack([frames[0]] + [warp_frame(frames[0], rotation_homography(K[0], w2c[0], K[f], w2c[f]))
                                    for f in range(1, len(frames))])
+
+
+@torch.no_grad()
+def pose_warp_baseline(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Each frame = the first frame warped per bone from pose 0 to pose f (controls/bone_warp.py);
+    what the warp cannot fill (the room the body uncovered) stays the first frame's."""
+    H, W = frames.shape[1:3]
+    lm = torch.from_numpy(np.asarray(landmarks[:len(frames)], np.float32))
+    x0 = to_pixels(frames[:1])                                                # (1, 3, H, W)
+    out = [frames[0]]
+    for f in range(1, len(frames)):
+        ref = warp_reference(x0, bone_warp_points(lm[:1], lm[f:f + 1], W)[:, None])[0, 0]    # (4, H, W)
+        out.append(to_uint8(torch.where(ref[3:] > 0, ref[:3], x0[0])))
+    return np.stack(out)
 
 
 @torch.no_grad()

@@ -102,7 +102,7 @@ def drive(engine: StreamingEngine, first: np.ndarray, body: np.ndarray | None, l
     """Stream ``landmarks`` through the app's pose path and the engine; score the generated video."""
     pose = PoseInput(retarget=retarget)
     pose.set_body(body)
-    engine.reset(first, seed)
+    engine.reset(first, seed, pose=body)
     fpl = engine.fpl
     n = (len(landmarks) // fpl) * fpl
     found, errors, step_ms, follow_ms = 0, [], [], []

@@ -11,11 +11,11 @@ detail kept, the Laplacian variance over the truth's: about 1 is sharp, 0.1 soft
 artifacts), ``pulse`` (frame change across latent boundaries over inside them: 1 is smooth) and
 ``mosaic`` (power at the 16-px patch grid over the truth's: 1 is none); the truth's own pulse and
 grid peak are in ``floor``. The row ``autoencoder`` scores the ground truth encoded and decoded by
-the model's autoencoder: the bound of every generator that decodes its latents. For camera models the
-no-network rows ``repeat`` (the first frame held), ``warp`` (the first frame warped in pixels by
-the commanded rotation, edges replicated) and ``warp_recoded`` (that warp encoded and decoded) sit
-beside them, and ``psnr_1s_seen`` scores the first
-second on the pixels that were in view in frame 0 alone. Beside each
+the model's autoencoder: the bound of every generator that decodes its latents. The no-network rows
+``repeat`` (the first frame held), ``warp`` (the first frame warped in pixels by the commanded
+rotation, edges replicated; for pose models per bone by the commanded pose, controls/bone_warp.py)
+and ``warp_recoded`` (that warp encoded and decoded) sit beside them; for camera models
+``psnr_1s_seen`` scores the first second on the pixels that were in view in frame 0 alone. Beside each
 FVD-lite figure (eval/stats.py): its 90 % bootstrap interval over the clips, the drift's interval,
 FD-infinity (the few-clip bias extrapolated away) and the share of windows whose content (world
 kind, avatar) the feature network still recognises.
@@ -32,7 +32,7 @@ from data.sources import make_clip, split_seed, world_clip_from_controls
 from data.trajectories import user_trajectory
 from controls.camera import reprojection_map
 from data.video import write_mp4
-from eval.baselines import warp_baseline
+from eval.baselines import pose_warp_baseline, warp_baseline
 from eval.camera import camera_errors
 from eval.features import VideoFeatureNet, window_features
 from eval.metrics import VIEW_METRICS, detail_kept, grid_peak, mosaic, psnr_per_frame, pulse, ssim_per_frame
@@ -46,7 +46,8 @@ from model.warp import sample_points
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 RECON = "autoencoder"      # the ground truth through the autoencoder, beside the methods
-# no network: the first frame held, warped by the commanded rotation, or that warp through the autoencoder
+# no network: the first frame held, warped by the commanded rotation (camera models) or per bone by the
+# commanded pose (pose models, controls/bone_warp.py), or that warp through the autoencoder
 BASELINES = ("repeat", "warp", "warp_recoded")
 
 
@@ -57,13 +58,18 @@ def seen_masks(K: np.ndarray, w2c: np.ndarray, size: int) -> np.ndarray:
     return sample_points(torch.from_numpy(maps), size, size)[1].numpy()
 
 
-def baseline(name: str, gt: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
-    return np.repeat(gt[:1], len(gt), 0) if name == "repeat" else warp_baseline(gt, K, w2c)
+def baseline(name: str, gt: np.ndarray, ctl: Controls) -> np.ndarray:
+    if name == "repeat":
+        return np.repeat(gt[:1], len(gt), 0)
+    if ctl.K is None:
+        return pose_warp_baseline(gt, ctl.landmarks)
+    return warp_baseline(gt, ctl.K, ctl.w2c)
 
 
 def recoded(ae: VideoAutoencoder, video: np.ndarray, ctl: Controls, dtype: torch.dtype) -> np.ndarray:
     """A no-network video through the autoencoder (encoded and decoded), its first frame kept."""
-    out = reconstruct(ae, video, dtype=dtype, maps=ctl.frame_maps(video.shape[1], len(video), ae.config.frames_per_latent))
+    out = reconstruct(ae, video, dtype=dtype, maps=ctl.frame_maps(video.shape[1], len(video), ae.config.frames_per_latent,
+                                                                   ae.config.pose_warp))
     out[0] = video[0]
     return out
 
@@ -118,8 +124,8 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
     source = source or ("avatar" if control == "pose" else "world")
     wins = windows(n_frames, window)
     gt_feats = [[] for _ in wins]
-    if control != "camera" and any(m in BASELINES for m in methods):
-        raise ValueError(f"the no-network rows {BASELINES} need a camera model")
+    if control == "none" and any(m in BASELINES for m in methods):
+        raise ValueError(f"the no-network rows {BASELINES} need a camera or a pose model")
     res = {m: {"psnr_1s": [], "psnr_1s_seen": [], "ssim_1s": [], "feats": [[] for _ in wins], "cam": [[] for _ in wins],
                "psnr": [[] for _ in wins], "detail": [[] for _ in wins], "pulse": [[] for _ in wins],
                "mosaic": [[] for _ in wins],
@@ -149,11 +155,11 @@ def evaluate(model_dir: str, methods: list[str], clips: int, n_frames: int, wind
         for m in methods:
             t = time.perf_counter()
             if m == RECON:
-                video = reconstruct(ae, gt, dtype=dtype, maps=ctl.frame_maps(size, n_frames, fpl))
+                video = reconstruct(ae, gt, dtype=dtype, maps=ctl.frame_maps(size, n_frames, fpl, ae.config.pose_warp))
             elif m == "warp_recoded":
-                video = recoded(ae, baseline("warp", gt, clip.K, clip.w2c), ctl, dtype)
+                video = recoded(ae, baseline("warp", gt, ctl), ctl, dtype)
             elif m in BASELINES:
-                video = baseline(m, gt, clip.K, clip.w2c)
+                video = baseline(m, gt, ctl)
             else:
                 video = generate(ae, dits[m], m, gt[0], ctl, n_frames, seed=seed + i, dtype=dtype)
             res[m]["ms_per_latent"].append((time.perf_counter() - t) * 1e3 / ((n_frames - 1) // 4))

@@ -25,7 +25,7 @@ NAMES = {"teacher": "teacher (bidirectional, multi-step)", "adapt": "adapt (caus
          "aapt_reencode": "AAPT recycling the frames shown, encoded again",
          "long": "AAPT's long stage alone (no interpolation)", "adversarial_tf": "adversarial, teacher forcing (ablation)",
          "autoencoder": "ground truth through the autoencoder (bound)",
-         "repeat": "first frame held (no network)", "warp": "first frame warped by the camera (no network)",
+         "repeat": "first frame held (no network)", "warp": "first frame warped by the camera or the pose (no network)",
          "warp_recoded": "that warp through the autoencoder (no network)"}
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from controls.bone_warp import clip_pose_points
 from controls.camera import clip_camera_tokens, clip_frame_maps, clip_reprojection_maps
 from controls.pose import clip_pose_tokens
 from model.autoencoder import PixelLoop, VideoAutoencoder
@@ -75,10 +76,13 @@ class Controls:
         c = None if ctrl is None else torch.from_numpy(ctrl)[None]
         return c, torch.from_numpy(warp)[None]
 
-    def frame_maps(self, size: int, n_frames: int, fpl: int = 4) -> torch.Tensor | None:
+    def frame_maps(self, size: int, n_frames: int, fpl: int = 4, pose_warp: bool = False) -> torch.Tensor | None:
         """(1, k, fpl, 3, 3) maps of every video frame to the last frame of the latent before (what
-        a reference decoder warps, model/autoencoder.py); None without cameras (the identity)."""
+        a reference decoder warps, model/autoencoder.py); with ``pose_warp`` and landmarks, the
+        per-bone point fields (1, k, fpl, size, size, 2) (controls/bone_warp.py); else None (the identity)."""
         if self.K is None or self.w2c is None:
+            if pose_warp and self.landmarks is not None:
+                return torch.from_numpy(clip_pose_points(self.landmarks[:n_frames], size, fpl))[None]
             return None
         return torch.from_numpy(clip_frame_maps(self.K[:n_frames], self.w2c[:n_frames], size, size, fpl))[None]
 
@@ -137,7 +141,7 @@ def generate(ae: VideoAutoencoder, dit: VideoDiT, method: str, first: np.ndarray
     size = first.shape[0]
     k = (n_frames - 1) // fpl
     gen = torch.Generator().manual_seed(seed)
-    maps = controls.frame_maps(size, 1 + fpl * k, fpl)
+    maps = controls.frame_maps(size, 1 + fpl * k, fpl, ae.config.pose_warp)
     with autocast(compute_dtype(dtype)):
         z0 = ae.normalize(ae.encode_image(to_pixels(first)[None]).float())
         if m.sampler != "bidirectional":

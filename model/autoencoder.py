@@ -39,6 +39,7 @@ class AutoencoderConfig:
     latent_mean: tuple[float, ...] = ()               # per latent channel, empty = 0
     latent_std: tuple[float, ...] = ()                # per latent channel, empty = 1
     reference: bool = False                           # the decoder copies from the warped last frame
+    pose_warp: bool = False                           # ... which a pose model warps per bone (controls/bone_warp.py)
 
     @property
     def spatial_factor(self) -> int:
@@ -275,12 +276,16 @@ def transfer_autoencoder(dst: VideoAutoencoder, src: VideoAutoencoder) -> list[s
     return left
 
 
-def with_reference(ae: VideoAutoencoder) -> VideoAutoencoder:
+def with_reference(ae: VideoAutoencoder, pose_warp: bool = False) -> VideoAutoencoder:
     """``ae`` with a reference decoder: every trained tensor copied, the reference branch at its
-    initialisation (it decodes as ``ae`` does where nothing was in view, and half copies elsewhere)."""
+    initialisation (it decodes as ``ae`` does where nothing was in view, and half copies elsewhere).
+    ``pose_warp``: its pose model's references are warped per bone (a reference decoder keeps its
+    weights and only changes what it is given)."""
     if ae.config.reference:
+        if pose_warp and not ae.config.pose_warp:
+            ae.config = replace(ae.config, pose_warp=True)
         return ae
-    out = VideoAutoencoder(replace(ae.config, reference=True)).to(next(ae.parameters()).device)
+    out = VideoAutoencoder(replace(ae.config, reference=True, pose_warp=pose_warp)).to(next(ae.parameters()).device)
     missing, unexpected = out.load_state_dict(ae.state_dict(), strict=False)
     if unexpected or any(not k.startswith(("decoder.ref_", "decoder.gate")) for k in missing):
         raise ValueError(f"with_reference: unexpected tensors {unexpected}, missing {missing}")

@@ -21,6 +21,7 @@ from PIL import Image
 
 from controls.camera import (APP_PITCH_LIMIT, APP_ROLL_LIMIT, CONTROL_DIM, CameraPose, CameraRig, CameraState,
                              RigLimits, plucker_tokens, reprojection_map)
+from controls.bone_warp import bone_warp_points
 from controls.pose import NUM_LANDMARKS, pose_tokens
 from model.autoencoder import PixelLoop, StreamingDecoder, VideoAutoencoder
 from model.dit import VideoDiT
@@ -77,6 +78,7 @@ class EngineState:
     prev: torch.Tensor | None = None          # last latent (normalised), (1, C, h, w)
     rig: CameraRig | None = None
     ref: CameraPose | None = None             # the last video frame's camera (camera mode)
+    pose: np.ndarray | None = None            # the last video frame's landmarks (33, 4) (pose mode; None: unknown)
     timing: StepTiming = field(default_factory=StepTiming)
 
 
@@ -117,8 +119,10 @@ class StreamingEngine:
 
     # ------------------------------------------------------------------ session
     @torch.no_grad()
-    def reset(self, first_frame: np.ndarray, seed: int = 0) -> np.ndarray:
-        """Start a new stream from an image; returns the (size, size, 3) frame the model starts from."""
+    def reset(self, first_frame: np.ndarray, seed: int = 0, pose: np.ndarray | None = None) -> np.ndarray:
+        """Start a new stream from an image; returns the (size, size, 3) frame the model starts from.
+        ``pose``: the person's (33, >=2) landmarks in that frame (normalised to the model's square),
+        where known: a reference decoder that warps per bone then moves the first frame's body too."""
         img = prepare_image(first_frame, self.size)
         x = torch.from_numpy(img).to(self.device).float().div(127.5).sub(1).permute(2, 0, 1)[None]
         enc_dtype = next(self.ae.encoder.parameters()).dtype
@@ -133,7 +137,8 @@ class StreamingEngine:
         if self.mode == "camera":
             rig = CameraRig(self.size, self.size, CameraState(fov_x=self.default_fov),
                             RigLimits(pitch_deg=APP_PITCH_LIMIT, roll_deg=APP_ROLL_LIMIT))
-        self.state = EngineState(frame_index=1, prev=z, rig=rig, ref=rig.pose() if rig else None)
+        body = None if pose is None else np.asarray(pose, np.float32)
+        self.state = EngineState(frame_index=1, prev=z, rig=rig, ref=rig.pose() if rig else None, pose=body)
         if self.reencode:
             self.loop = PixelLoop(self.ae, x.to(self.dtype), self.decoder)
             self.loop.start(z)
@@ -178,9 +183,11 @@ class StreamingEngine:
         return torch.eye(3, device=self.device)[None] if self.dit.config.reproject else None
 
     def _control_tokens(self, control: np.ndarray | None) -> tuple[torch.Tensor | None, ...]:
-        """Control features (1, T, Cc); for reprojecting models, the DiT's warp map (1, 3, 3); for
-        camera models, the maps (1, fpl, 3, 3) of the coming frames to the last one (the
-        reference decoder's warps; None elsewhere: the identity)."""
+        """Control features (1, T, Cc); for reprojecting models, the DiT's warp map (1, 3, 3); the
+        reference decoder's warps of the coming frames from the last one: for camera models the
+        maps (1, fpl, 3, 3), for pose models that warp per bone the point fields (1, fpl, H, W, 2)
+        (controls/bone_warp.py; from the second step on where the first frame's pose is unknown);
+        None elsewhere (the identity)."""
         warp = maps = None
         if self.mode == "none":
             return None, None, None
@@ -212,6 +219,11 @@ class StreamingEngine:
             if c.shape != (self.fpl, NUM_LANDMARKS, 4):
                 raise ControlError(f"pose control must have shape ({NUM_LANDMARKS}, 4) or ({self.fpl}, {NUM_LANDMARKS}, 4), got {c.shape}")
             feats = pose_tokens(c, self.grid)
+            if self.ae.config.reference and self.ae.config.pose_warp:
+                if self.state.pose is not None:
+                    last = torch.from_numpy(self.state.pose[None, :, :2]).float().expand(self.fpl, -1, -1)
+                    maps = bone_warp_points(last, torch.from_numpy(c[:, :, :2]).float(), self.size)[None].to(self.device)
+                self.state.pose = c[-1].astype(np.float32)
         return torch.from_numpy(feats)[None].to(self.device, self.dtype), warp, maps
 
     @property

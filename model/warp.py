@@ -1,9 +1,11 @@
-"""Homography warps of frames and latents, with the mask of what was in view.
+"""Warps of frames and latents, with the mask of what was in view.
 
-A map (3, 3) takes normalised destination coordinates to normalised source coordinates (x, y in
+A warp is a homography or a point field. A map (3, 3) takes normalised destination coordinates to normalised source coordinates (x, y in
 [-1, 1] at the image edges, pixel centres at i + 0.5: ``grid_sample(align_corners=False)``), as
 ``controls.camera.reprojection_map`` makes them. It is resolution-free, so one map warps a 128 px
-frame and its 16 px latent alike.
+frame and its 16 px latent alike. A point field (H, W, 2) gives each pixel's source point directly in
+the same coordinates, as controls/bone_warp.py makes them for a moving body; a point outside [-1, 1]
+is not in view.
 
 - ``reproject_latents``: the DiT's recycled latent moved to the commanded camera (edges replicated).
 - ``warp_reference``: the last decoded frame moved to each coming frame's camera, and the mask of
@@ -50,14 +52,31 @@ def reproject_latents(z: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     return out.view(B, F, C, h, w).to(z.dtype)
 
 
+def is_point_field(maps: torch.Tensor) -> bool:
+    """Whether a batch of warps holds point fields (..., H, W, 2) rather than homographies (..., 3, 3)."""
+    return maps.shape[-1] == 2
+
+
+def _field_points(points: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """points (N, H', W', 2) -> (N, h, w, 2) (resampled, nearest, where the sizes differ) and in_view."""
+    if points.shape[1:3] != (h, w):
+        points = Fn.interpolate(points.permute(0, 3, 1, 2).float(), size=(h, w), mode="nearest").permute(0, 2, 3, 1)
+    xy = points.float()
+    return xy, (xy.abs() <= 1.0).all(-1)
+
+
 def warp_reference(frame: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     """The reference of the coming frames: frame (B, 3, H, W) in [-1, 1], maps (B, n, 3, 3) from
-    each of the n coming frames to ``frame`` -> (B, n, 4, H, W): the warped RGB, zero outside the
-    old view, and the mask (1 where the pixel was in view, else 0). Computed in fp32, bicubic (a
-    stream warps every frame again: bilinear's half-pixel blur would add up within a second)."""
+    each of the n coming frames to ``frame`` (or point fields (B, n, H, W, 2)) -> (B, n, 4, H, W):
+    the warped RGB, zero outside the old view, and the mask (1 where the pixel was in view, else 0).
+    Computed in fp32, bicubic (a stream warps every frame again: bilinear's half-pixel blur would
+    add up within a second)."""
     B, n = maps.shape[:2]
     H, W = frame.shape[-2:]
-    xy, in_view = sample_points(maps.reshape(B * n, 3, 3), H, W)
+    if is_point_field(maps):
+        xy, in_view = _field_points(maps.reshape(B * n, *maps.shape[2:]), H, W)
+    else:
+        xy, in_view = sample_points(maps.reshape(B * n, 3, 3), H, W)
     src = frame.float()[:, None].expand(-1, n, -1, -1, -1).reshape(B * n, 3, H, W)
     rgb = Fn.grid_sample(src, xy, mode="bicubic", padding_mode="border", align_corners=False).clamp(-1, 1)
     mask = in_view[:, None].float()
@@ -66,9 +85,17 @@ def warp_reference(frame: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
 
 def crop_maps(maps: torch.Tensor, size: int, crop: int, y: torch.Tensor, x: torch.Tensor,
               flip: torch.Tensor) -> torch.Tensor:
-    """Maps of a ``size`` frame -> the same maps on its ``crop`` square at (y, x), mirrored where
-    ``flip``: maps (B, n, 3, 3); y, x (B,) pixel offsets; flip (B,) bool."""
+    """Warps of a ``size`` frame -> the same warps on its ``crop`` square at (y, x), mirrored where
+    ``flip``: maps (B, n, 3, 3) or point fields (B, n, size, size, 2); y, x (B,) pixel offsets;
+    flip (B,) bool."""
     s = crop / size
+    if is_point_field(maps):
+        out = torch.stack([maps[b, :, int(y[b]):int(y[b]) + crop, int(x[b]):int(x[b]) + crop]
+                           for b in range(maps.shape[0])])            # (B, n, crop, crop, 2)
+        off = torch.stack([(2 * x.float() + crop) / size - 1, (2 * y.float() + crop) / size - 1], -1)
+        out = (out - off[:, None, None, None]) / s
+        mirrored = torch.stack([-out[..., 0], out[..., 1]], -1).flip(-2)
+        return torch.where(flip.view(-1, 1, 1, 1, 1), mirrored, out).to(maps.dtype)
     A = torch.zeros(maps.shape[0], 3, 3, dtype=torch.float64)        # crop-normalised -> frame-normalised
     A[:, 0, 0] = s * torch.where(flip, -1.0, 1.0).double()
     A[:, 1, 1] = s

@@ -61,6 +61,8 @@ class TrainConfig:
     crop: int = 64                      # random square crop of the training frames
     still_fraction: float = 0.2         # share of single-frame (first-frame) samples
     ssim_weight: float = 0.2
+    latent_lag: float = 0.0             # decoder: share of samples decoded from the chunk before's latents (a generator
+                                        # lagging the commanded pose; the reference, warped to it, is right)
     latent_noise: float = 0.1           # noise on latents before decoding (robust decoder); pose_reader: max std of
                                         # the noise on its input latents
     latent_l2: float = 1e-4
@@ -73,6 +75,8 @@ class TrainConfig:
     gdl_weight: float = 0.0             # gradient difference loss (sharp edges, train/losses.py)
     reference: bool = False             # make the decoder a reference decoder: it copies from the last frame warped
                                         # by the commanded camera (model/autoencoder.py)
+    pose_warp: bool = False             # ... a pose model's last frame warped per bone by the commanded pose
+                                        # (controls/bone_warp.py), not kept as it was
     temporal_weight: float = 0.0        # L1 of the frame-to-frame changes against the truth's (the latent boundary's
                                         # jump weighted as the changes inside the latent together)
     # DiT stages

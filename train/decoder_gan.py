@@ -21,11 +21,15 @@ judged beside the detail. Losses:
   steps inside it together (``temporal_weight``: the pulse).
 
 With ``reference`` the decoder becomes a reference decoder (model/autoencoder.py): each sample
-also carries the context frame warped to every coming frame's camera (model/warp.py; the
-identity for pose clips) with its in-view mask. So that copying stays honest, the context frame
+also carries the context frame warped to every coming frame's camera (model/warp.py; for pose
+clips the identity, or with ``pose_warp`` per bone to the coming poses: controls/bone_warp.py) with
+its in-view mask. So that copying stays honest, the context frame
 is the truth, the decoder's own frame (the previous chunk decoded with its reference, as in a
 stream), the truth blurred and noisy, another sample's frame (wrong), or missing, in the shares of
 ``REFERENCE_MIX``; ``gdl_weight`` adds the gradient difference loss against the blur of copying.
+``latent_lag``: a share of the samples are decoded from the latents of the chunk before (a generator
+lagging the commanded motion) with the reference warped to the commanded frames, so that the decoder
+learns to place what the reference carries where the control says, not where a stale latent has it.
 """
 from __future__ import annotations
 
@@ -37,7 +41,9 @@ import torch
 from data.shards import ShardReader
 from data.video import contact_sheet
 from eval.metrics import detail_kept, psnr_per_frame, pulse
+from controls.bone_warp import bone_warp_points, clip_pose_points, identity_points
 from controls.camera import clip_frame_maps, reprojection_map
+from controls.pose import NUM_LANDMARKS
 from model.autoencoder import VideoAutoencoder, with_reference
 from model.patch_discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from train import losses
@@ -58,12 +64,14 @@ class StackSampler:
     """Random crops of consecutive chunks: (pp, prev, cur), each (B, 1 + fpl, 3, c, c) in [-1, 1],
     with cur[:, 0] = prev[:, -1] the context frame, each sample's kind (B,): STACK, START (the
     chunk before ``prev`` is the clip's first frame, coded alone: pp is that frame repeated) or
-    STILL (a single frame repeated, coded alone, as the first frame of a stream), and the maps
-    (B, 2, fpl, 3, 3) from each of prev's and cur's new frames to their context frame, on the crop
-    (the commanded camera's homography where the clips have cameras, else the identity)."""
+    STILL (a single frame repeated, coded alone, as the first frame of a stream), and the warps
+    from each of prev's and cur's new frames to their context frame, on the crop: the commanded
+    camera's homographies (B, 2, fpl, 3, 3) where the clips have cameras, the per-bone point
+    fields (B, 2, fpl, c, c, 2) of controls/bone_warp.py where they have landmarks, else the identity."""
 
-    def __init__(self, reader: ShardReader, fpl: int, crop: int, still_fraction: float):
+    def __init__(self, reader: ShardReader, fpl: int, crop: int, still_fraction: float, pose_warp: bool = False):
         self.reader, self.fpl, self.crop, self.still = reader, fpl, crop, still_fraction
+        self.pose_warp = pose_warp and reader.truth(0, "landmarks") is not None
         self.F, self.H, self.W = reader.frame_shape[:3]
         if crop > min(self.H, self.W):
             raise ValueError(f"crop {crop} larger than frames {self.H}x{self.W}")
@@ -76,6 +84,8 @@ class StackSampler:
         kind = np.full(batch, STACK)
         maps = np.tile(np.eye(3, dtype=np.float32), (batch, 2, fpl, 1, 1))
         ys, xs, flips = np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.zeros(batch, bool)
+        poses = np.zeros((batch, 2, 1 + fpl, NUM_LANDMARKS, 2), np.float32)     # context frame, new frames
+        has_pose = self.pose_warp
         for b in range(batch):
             i = int(rng.integers(len(self.reader)))
             clip = self.reader.frames(i)
@@ -98,14 +108,27 @@ class StackSampler:
                 for c, a in enumerate((s - fpl, s)):
                     for j in range(fpl):
                         maps[b, c, j] = reprojection_map(K[a], w2c[a], K[a + 1 + j], w2c[a + 1 + j], self.W, self.H)
+            if has_pose:
+                lm = self.reader.truth(i, "landmarks")
+                for c, a in enumerate((s - fpl, s)):
+                    poses[b, c] = lm[a:a + 1 + fpl, :, :2]
             if s == fpl:
                 kind[b] = START
                 out[0, b] = crop[0]
             else:
                 out[0, b] = crop[s - 2 * fpl:s - fpl + 1]
         pp, prev, cur = (to_pixels(o) for o in out)
-        maps = crop_maps(torch.from_numpy(maps).flatten(1, 2), self.W, self.crop, torch.from_numpy(ys),
-                         torch.from_numpy(xs), torch.from_numpy(flips)).unflatten(1, (2, fpl))
+        if has_pose:     # every new frame from its context frame; a still's stays the identity
+            lm = torch.from_numpy(poses)
+            src = lm[:, :, :1].expand(-1, -1, fpl, -1, -1).reshape(-1, NUM_LANDMARKS, 2)
+            fields = bone_warp_points(src, lm[:, :, 1:].reshape(-1, NUM_LANDMARKS, 2), self.W)
+            maps = fields.view(batch, 2 * fpl, self.H, self.W, 2)
+            identity = identity_points(self.W)
+            maps = torch.where(torch.from_numpy(kind == STILL).view(-1, 1, 1, 1, 1), identity, maps)
+        else:
+            maps = torch.from_numpy(maps).flatten(1, 2)
+        maps = crop_maps(maps, self.W, self.crop, torch.from_numpy(ys), torch.from_numpy(xs),
+                         torch.from_numpy(flips)).unflatten(1, (2, fpl))
         return pp, prev, cur, torch.from_numpy(kind), maps
 
 
@@ -119,7 +142,7 @@ class DecoderGanStage(Stage):
         init = cfg.init or stage_dir(cfg, "autoencoder") / "final" / "model"     # "": the run's own autoencoder
         self.ae = VideoAutoencoder.from_pretrained(init).to(self.device)
         if cfg.reference:
-            self.ae = with_reference(self.ae)
+            self.ae = with_reference(self.ae, cfg.pose_warp)
         self.ae.encoder.requires_grad_(False)
         fpl = self.ae.config.frames_per_latent
         self.disc = PatchDiscriminator(PatchDiscriminatorConfig(frames=1 + fpl)).to(self.device)
@@ -129,7 +152,7 @@ class DecoderGanStage(Stage):
         self.phase_lr = {"disc": cfg.d_lr or cfg.lr, "gen": cfg.lr}
         self.train = ShardReader(split_dir(cfg, "train"))
         self.val = ShardReader(split_dir(cfg, "val"))
-        self.sampler = StackSampler(self.train, fpl, cfg.crop, cfg.still_fraction)
+        self.sampler = StackSampler(self.train, fpl, cfg.crop, cfg.still_fraction, self.ae.config.pose_warp)
         self._batch: tuple[int, tuple] | None = None       # (step, batch): the gen phase reuses the disc phase's
 
     def active(self, phase: str, step: int) -> bool:
@@ -151,27 +174,35 @@ class DecoderGanStage(Stage):
             z_pp = torch.where(k != STACK, coded_alone, z_pp)
             z_prev = torch.where(k == STILL, coded_alone, z_prev)
             z_cur = torch.where(k == STILL, coded_alone, z_cur)
+            # a lagging generator: the latents of the chunk before, the truth of this one
+            lag = (rng.random(B) < self.cfg.latent_lag) if self.cfg.latent_lag else np.zeros(B, bool)
+            lag = torch.from_numpy(lag & (kind.cpu().numpy() == STACK))
+            lag4 = lag.to(self.device).view(B, 1, 1, 1)
+            z_cur, z_prev_in = torch.where(lag4, z_prev, z_cur), torch.where(lag4, z_pp, z_prev)
             noise = self.cfg.latent_noise * torch.randn((2, *z_cur.shape), generator=gen).to(self.device, z_cur.dtype)
-            z_cur, z_prev = z_cur + noise[0], z_prev + noise[1]
+            z_cur, z_prev_in, z_prev = z_cur + noise[0], z_prev_in + noise[1], z_prev + noise[1]
             ref = None
             if self.cfg.reference:             # the previous chunk decoded as a stream would: from the truth before it
                 ref = warp_reference(prev[:, 0], maps[:, 0]) * (kind != STILL).view(B, 1, 1, 1, 1)
             ctx = self.ae.decode_step(z_prev, z_pp, ref)[:, -1:]           # (B, 1, 3, c, c)
             if self.cfg.reference:
-                ref = self._reference(cur[:, 0], ctx[:, 0].float(), maps[:, 1], kind, rng)
-        batch = (cur, z_cur, z_prev, ctx, ref)
+                ref = self._reference(cur[:, 0], ctx[:, 0].float(), maps[:, 1], kind, rng, lag.numpy())
+        batch = (cur, z_cur, z_prev_in, ctx, ref)
         self._batch = (step, batch)
         return batch
 
     def _reference(self, truth: torch.Tensor, decoded: torch.Tensor, maps: torch.Tensor, kind: torch.Tensor,
-                   rng: np.random.Generator) -> torch.Tensor:
+                   rng: np.random.Generator, lag: np.ndarray | None = None) -> torch.Tensor:
         """The context frame each sample's reference is made of (``REFERENCE_MIX``; a still's is
-        its truth or missing), warped by ``maps``: (B, fpl, 4, c, c)."""
+        its truth or missing; a lagging sample's never wrong or missing: the reference is all that
+        knows the pose), warped by ``maps``: (B, fpl, 4, c, c)."""
         B = truth.shape[0]
         names = list(REFERENCE_MIX)
         pick = rng.choice(len(names), size=B, p=np.array(list(REFERENCE_MIX.values())))
         still = (kind == STILL).cpu().numpy()
         pick[still & (pick != names.index("missing"))] = names.index("truth")
+        if lag is not None:
+            pick[lag & np.isin(pick, [names.index("wrong"), names.index("missing")])] = names.index("decoded")
         sigma = float(rng.uniform(0.5, 1.5))
         blurred = gaussian_blur(truth, sigma) + float(rng.uniform(0.0, 0.05)) * torch.randn_like(truth)
         options = {"truth": truth, "decoded": decoded, "blurred": blurred, "wrong": truth.roll(1, 0),
@@ -235,8 +266,12 @@ class DecoderGanStage(Stage):
             for i in range(first, first + min(4, n)):
                 gt = np.asarray(self.val.frames(i)[:F])
                 x = to_pixels(gt)[None].to(self.device)
-                K, w2c = self.val.truth(i, "K"), self.val.truth(i, "w2c")
-                maps = None if K is None else torch.from_numpy(clip_frame_maps(K[:F], w2c[:F], *gt.shape[1:3], fpl))[None]
+                K, w2c, lm = self.val.truth(i, "K"), self.val.truth(i, "w2c"), self.val.truth(i, "landmarks")
+                maps = None
+                if K is not None:
+                    maps = torch.from_numpy(clip_frame_maps(K[:F], w2c[:F], *gt.shape[1:3], fpl))[None]
+                elif lm is not None and self.ae.config.pose_warp:
+                    maps = torch.from_numpy(clip_pose_points(lm[:F], gt.shape[1], fpl))[None]
                 video = to_uint8(self.ae.decode(self.ae.encode(x), maps, x[:, 0]).float()[0])
                 psnrs.append(float(psnr_per_frame(video[1:], gt[1:]).mean()))
                 details.append(detail_kept(video[1:], gt[1:]))

@@ -120,6 +120,29 @@ def test_the_no_network_rows_and_the_seen_pixels(tmp_path):
         float(psnr_per_frame(np.repeat(clip.frames[:1], 24, 0), clip.frames[1:25]).mean()), abs=1e-6)
 
 
+def test_the_pose_models_no_network_warp_moves_the_first_frame_per_bone(tmp_path):
+    """For a pose model ``warp`` is the first frame warped per bone by the commanded poses
+    (controls/bone_warp.py): on the person it beats holding the first frame."""
+    from eval.baselines import pose_warp_baseline
+    from eval.evaluate import evaluate, ground_truth
+    from eval.metrics import psnr_per_frame
+
+    clip = ground_truth("avatar", 1, 13, 64)
+    warp = pose_warp_baseline(clip.frames, clip.landmarks)
+    hold = np.repeat(clip.frames[:1], 13, 0)
+    person = clip.mask[1:].astype(bool) | clip.mask[:1].astype(bool)
+    assert float(np.nanmean(psnr_per_frame(warp[1:], clip.frames[1:], person))) > \
+        float(np.nanmean(psnr_per_frame(hold[1:], clip.frames[1:], person))) + 1.0
+    ae, dit = _tiny("pose")
+    ae.save_pretrained(tmp_path / "autoencoder")
+    dit.save_pretrained(tmp_path / "generator")
+    r = evaluate(str(tmp_path), ["aapt", "repeat", "warp"], clips=1, n_frames=17, window=16, features="",
+                 revisit=False, first_clip=1)
+    small = ground_truth("avatar", 1, 17, 32)
+    want = pose_warp_baseline(small.frames, small.landmarks)
+    assert r["methods"]["warp"]["psnr_1s"] == pytest.approx(float(psnr_per_frame(want[1:], small.frames[1:]).mean()), abs=1e-6)
+
+
 def test_evaluate_reports_what_a_viewer_sees_and_drives_worlds_with_user_trajectories(tmp_path):
     """Detail kept, pulse and mosaic per window for every method and the autoencoder row, the
     truth's own pulse beside them; ``trajectory`` renders the same worlds under a named behaviour."""

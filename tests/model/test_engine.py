@@ -120,6 +120,38 @@ def test_a_reference_decoder_streams_from_the_first_image_warped_by_the_camera(d
     assert err.max() <= (1.0 if dtype == torch.float32 else 6.0) and err.mean() <= (0.01 if dtype == torch.float32 else 0.6)
 
 
+def test_a_pose_reference_decoder_streams_the_last_frame_warped_per_bone():
+    """A pose model whose reference decoder warps per bone: the engine warps the first image from
+    the first frame's pose, then each last frame from the last commanded pose; its frames equal the
+    whole-clip decode with the clip's point fields (controls/bone_warp.py), and differ from the
+    unwarped reference's."""
+    from controls.bone_warp import clip_pose_points
+    from controls.landmarks import neutral_pose
+    from train.data import to_pixels
+
+    e = _engine(control="pose", reference=True, dtype=torch.float32)
+    e.ae.config = replace(e.ae.config, pose_warp=True)
+    torch.nn.init.zeros_(e.ae.decoder.gate.bias)
+    rng = np.random.default_rng(4)
+    poses = np.stack([neutral_pose()] * 13).astype(np.float32)
+    poses[:, :, 0] += np.linspace(0, 0.15, 13)[:, None]             # the body walks sideways
+    poses[:, :, :2] += rng.normal(0, 0.005, (13, 33, 2))
+    first = e.reset(_image(), seed=2, pose=poses[0])
+    zs, frames = [e.state.prev], [first[None]]
+    for k in range(3):
+        frames.append(e.step(poses[1 + 4 * k:5 + 4 * k]))
+        zs.append(e.state.prev)
+    maps = torch.from_numpy(clip_pose_points(poses, e.size, 4))[None]
+    with torch.no_grad():
+        raw = e.ae.denormalize(torch.cat(zs).float())[None]
+        whole = e.ae.decode(raw, maps, to_pixels(first)[None])[0]
+        plain = e.ae.decode(raw, None, to_pixels(first)[None])[0]
+    to_u8 = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+    got = np.concatenate(frames).astype(np.float32)[1:]
+    assert np.abs(got - to_u8(whole)[1:]).max() <= 1.0
+    assert np.abs(got - to_u8(plain)[1:]).mean() > 1.0
+
+
 def test_the_pixel_loop_engine_equals_the_rollout_that_recycles_the_frames_shown():
     """With ``reencode`` the engine recycles the frames it showed, encoded again; the rollout with
     PixelLoop as its recycle makes the same frames, and both differ from recycling the latent."""

@@ -105,6 +105,49 @@ def test_the_sampler_maps_warp_the_context_frame_onto_the_coming_frames(tiny_dat
     assert warped < 0.6 * error(mirror @ maps @ mirror)[0]
 
 
+def test_the_sampler_warps_avatar_crops_per_bone_onto_the_coming_frames(tiny_avatar):
+    """With ``pose_warp`` the maps of avatar clips are per-bone point fields on the crop: the
+    context frame warped by them matches the coming frames far better than the frame repeated,
+    and a still's field is the identity (the gap is wider at 128 px: docs/training.md)."""
+    reader = ShardReader(tiny_avatar / "train")
+    s = StackSampler(reader, fpl=4, crop=24, still_fraction=0.2, pose_warp=True)
+    pp, prev, cur, kind, maps = s.sample(64, np.random.default_rng(2))
+    assert maps.shape == (64, 2, 4, 24, 24, 2)
+    moving = kind != STILL
+    ref = warp_reference(cur[moving, 0], maps[moving, 1])                     # (B, 4, 4, c, c)
+    mask = ref[:, :, 3:] > 0
+    warped = ((ref[:, :, :3] - cur[moving, 1:]).abs() * mask).sum() / (3 * mask.sum())
+    repeat = ((cur[moving, :1] - cur[moving, 1:]).abs() * mask).sum() / (3 * mask.sum())
+    assert mask.float().mean() > 0.7
+    assert warped < 0.85 * repeat, (warped, repeat)       # 32 px bodies: a limb is a pixel or two wide
+    still = warp_reference(cur[~moving, 0], maps[~moving, 1])
+    assert torch.allclose(still[:, :, :3], cur[~moving, :1].expand(-1, 4, -1, -1, -1), atol=1e-5)
+    assert bool((still[:, :, 3] == 1).all())
+    plain = StackSampler(reader, fpl=4, crop=24, still_fraction=0.2)
+    assert plain.sample(4, np.random.default_rng(2))[4].shape == (4, 2, 4, 3, 3)
+
+
+def test_lagging_samples_decode_the_chunk_befores_latents_against_this_chunks_truth(tiny_avatar, tmp_path):
+    """``latent_lag``: a lagging sample's decoder input is the latents of the chunk before (the
+    chunk's own truth stays the target), and its reference is never wrong or missing."""
+    from train.decoder_gan import DecoderGanStage
+
+    train(_cfg("autoencoder", tiny_avatar, tmp_path))
+    stage = DecoderGanStage(_cfg("decoder", tiny_avatar, tmp_path, reference=True, pose_warp=True, latent_lag=1.0,
+                                 latent_noise=0.0, still_fraction=0.0, batch_size=6))
+    rng = np.random.default_rng(0)
+    cur, z_cur, z_prev_in, ctx, ref = stage._sample(0, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    pp, prev, cur2, kind, _ = stage.sampler.sample(6, rng)
+    assert torch.equal(cur, cur2)
+    with torch.no_grad():
+        z = stage.ae.encode_chunks(torch.cat([prev, pp]))
+    stack = kind == STACK
+    assert stack.any()
+    assert torch.allclose(z_cur[stack], z[:6][stack], atol=1e-5)
+    assert torch.allclose(z_prev_in[stack], z[6:][stack], atol=1e-5)
+    assert bool((ref[stack][:, :, 3].flatten(1).amax(1) > 0).all())
+
+
 def test_the_reference_decoder_stage_keeps_the_encoder_and_learns_the_reference(tiny_data, tmp_path):
     train(_cfg("autoencoder", tiny_data, tmp_path))
     final = train(_cfg("decoder", tiny_data, tmp_path, reference=True, steps=3, eval_every=3))
