@@ -1,6 +1,6 @@
 """The live app in a real browser: frames displayed per second and control-to-frame latency.
 
-    python -m bench.app [--seconds 10] [--presses 24] [--dtype auto] [--json]
+    python -m bench.app [--seconds 10] [--presses 24] [--dtype auto] [--threads N] [--recycle auto] [--json]
 
 Launches ``python -m app`` (a subprocess, as a user would) on 128 px models (the shipped ones
 where they exist, random weights of the same size otherwise: ``trained`` says which) and drives
@@ -346,14 +346,16 @@ def measure_world(page, seconds: float, presses: int, seed: int = 0, cpu: CpuMet
     return out
 
 
-def run(seconds: float = 10.0, presses: int = 24, keep: Path | None = None, dtype: str = "auto") -> dict:
+def run(seconds: float = 10.0, presses: int = 24, keep: Path | None = None, dtype: str = "auto",
+        threads: int = 0, recycle: str = "auto") -> dict:
     busy = busy_cores()
     with tempfile.TemporaryDirectory(prefix="aapt-bench-") as tmp:
         tmp = Path(tmp)
         assets, trained = bench_assets(tmp / "assets")
         cam = write_fake_webcam(tmp / "webcam.y4m")
         port = free_port()
-        with app_process(assets, port, "--dtype", dtype, log=keep) as url, browser_page(cam) as page:
+        with app_process(assets, port, "--dtype", dtype, "--threads", str(threads), "--recycle", recycle,
+                         log=keep) as url, browser_page(cam) as page:
             cpu = CpuMeter(app_process.pid)
             open_app(page, url)
             avatar = measure_avatar(page, seconds, cpu)
@@ -363,6 +365,7 @@ def run(seconds: float = 10.0, presses: int = 24, keep: Path | None = None, dtyp
     precision = {k: world.get(k, avatar.get(k)) for k in ("dtype", "cpu_capability")}
     return {
         "resolution": 128, "trained": trained, "cpu_count": os.cpu_count(), "busy_cores_before": busy,
+        "app_threads": threads or max(1, (os.cpu_count() or 2) - 1), "recycle": recycle,
         "precision": precision,
         "avatar": avatar, "world": world,
         "displayed_fps_min": round(fps_min, 2), "control_to_frame_ms_p50": lat,
@@ -376,9 +379,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--presses", type=int, default=24, help="key presses in world mode (each counts down and up)")
     ap.add_argument("--log", type=Path, help="keep the app's output here")
     ap.add_argument("--dtype", choices=CHOICES, default="auto", help="the app's compute dtype (model/runtime.py)")
+    ap.add_argument("--threads", type=int, default=0, help="the app's torch threads (0: its default, the cores less one)")
+    ap.add_argument("--recycle", choices=("auto", "latent", "pixels"), default="auto",
+                    help="what the app's generators recycle (python -m app --recycle)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    r = run(a.seconds, a.presses, a.log, a.dtype)
+    r = run(a.seconds, a.presses, a.log, a.dtype, a.threads, a.recycle)
     print(json.dumps(r) if a.json else json.dumps(r, indent=2))
 
 
