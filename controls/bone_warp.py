@@ -198,12 +198,18 @@ def identity_points(size: int, device: torch.device | str = "cpu") -> torch.Tens
     return (_grid(size, torch.device(device)) * 2 - 1).view(size, size, 2)
 
 
+def chunk_points(last: torch.Tensor, coming: torch.Tensor, size: int, cfg: WarpConfig = WarpConfig()) -> torch.Tensor:
+    """The warps of n coming frames from one last frame: last (N, 33, >=2), coming (N, n, 33, >=2)
+    landmarks -> (N, n, size, size, 2)."""
+    N, n = coming.shape[:2]
+    src = last[:, None, :, :2].expand(-1, n, -1, -1).reshape(N * n, -1, 2)
+    return bone_warp_points(src, coming[..., :2].reshape(N * n, -1, 2), size, cfg).view(N, n, size, size, 2)
+
+
 def clip_pose_points(landmarks: np.ndarray, size: int, fpl: int = 4, cfg: WarpConfig = WarpConfig()) -> np.ndarray:
     """(1 + fpl k, 33, >=2) landmarks of a clip -> (k, fpl, size, size, 2) float32: every frame of
     latent j + 1 warped from the last frame of latent j (what a pose model's reference decoder
     copies from, as controls.camera.clip_frame_maps for cameras)."""
     lm = torch.from_numpy(np.asarray(landmarks, np.float32))
     k = (lm.shape[0] - 1) // fpl
-    src = lm[0:fpl * k:fpl].repeat_interleave(fpl, 0)                  # frame fpl j for each of its fpl followers
-    dst = lm[1:1 + fpl * k]
-    return bone_warp_points(src, dst, size, cfg).view(k, fpl, size, size, 2).numpy()
+    return chunk_points(lm[0:fpl * k:fpl], lm[1:1 + fpl * k].unflatten(0, (k, fpl)), size, cfg).numpy()

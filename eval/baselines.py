@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from controls.bone_warp import bone_warp_points
+from controls.bone_warp import chunk_points
 from controls.camera import clip_camera_tokens, clip_reprojection_maps
 from data.shards import ShardReader
 from data.video import contact_sheet
@@ -43,14 +43,10 @@ def warp_baseline(frames: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndar
 def pose_warp_baseline(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Each frame = the first frame warped per bone from pose 0 to pose f (controls/bone_warp.py);
     what the warp cannot fill (the room the body uncovered) stays the first frame's."""
-    H, W = frames.shape[1:3]
     lm = torch.from_numpy(np.asarray(landmarks[:len(frames)], np.float32))
     x0 = to_pixels(frames[:1])                                                # (1, 3, H, W)
-    out = [frames[0]]
-    for f in range(1, len(frames)):
-        ref = warp_reference(x0, bone_warp_points(lm[:1], lm[f:f + 1], W)[:, None])[0, 0]    # (4, H, W)
-        out.append(to_uint8(torch.where(ref[3:] > 0, ref[:3], x0[0])))
-    return np.stack(out)
+    ref = warp_reference(x0, chunk_points(lm[:1], lm[None, 1:], frames.shape[2]))[0]   # (F - 1, 4, H, W)
+    return np.concatenate([frames[:1], to_uint8(torch.where(ref[:, 3:] > 0, ref[:, :3], x0))])
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from PIL import Image
 
 from controls.camera import (APP_PITCH_LIMIT, APP_ROLL_LIMIT, CONTROL_DIM, CameraPose, CameraRig, CameraState,
                              RigLimits, plucker_tokens, reprojection_map)
-from controls.bone_warp import bone_warp_points
+from controls.bone_warp import chunk_points
 from controls.pose import NUM_LANDMARKS, pose_tokens
 from model.autoencoder import PixelLoop, StreamingDecoder, VideoAutoencoder
 from model.dit import VideoDiT
@@ -221,8 +221,8 @@ class StreamingEngine:
             feats = pose_tokens(c, self.grid)
             if self.ae.config.reference and self.ae.config.pose_warp:
                 if self.state.pose is not None:
-                    last = torch.from_numpy(self.state.pose[None, :, :2]).float().expand(self.fpl, -1, -1)
-                    maps = bone_warp_points(last, torch.from_numpy(c[:, :, :2]).float(), self.size)[None].to(self.device)
+                    coming = torch.from_numpy(c[None]).float()
+                    maps = chunk_points(torch.from_numpy(self.state.pose[None]), coming, self.size).to(self.device)
                 self.state.pose = c[-1].astype(np.float32)
         return torch.from_numpy(feats)[None].to(self.device, self.dtype), warp, maps
 

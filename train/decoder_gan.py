@@ -41,8 +41,9 @@ import torch
 from data.shards import ShardReader
 from data.video import contact_sheet
 from eval.metrics import detail_kept, psnr_per_frame, pulse
-from controls.bone_warp import bone_warp_points, clip_pose_points, identity_points
-from controls.camera import clip_frame_maps, reprojection_map
+from eval.rollout import Controls
+from controls.bone_warp import chunk_points, identity_points
+from controls.camera import reprojection_map
 from controls.pose import NUM_LANDMARKS
 from model.autoencoder import VideoAutoencoder, with_reference
 from model.patch_discriminator import PatchDiscriminator, PatchDiscriminatorConfig
@@ -85,7 +86,6 @@ class StackSampler:
         maps = np.tile(np.eye(3, dtype=np.float32), (batch, 2, fpl, 1, 1))
         ys, xs, flips = np.zeros(batch, np.int64), np.zeros(batch, np.int64), np.zeros(batch, bool)
         poses = np.zeros((batch, 2, 1 + fpl, NUM_LANDMARKS, 2), np.float32)     # context frame, new frames
-        has_pose = self.pose_warp
         for b in range(batch):
             i = int(rng.integers(len(self.reader)))
             clip = self.reader.frames(i)
@@ -108,7 +108,7 @@ class StackSampler:
                 for c, a in enumerate((s - fpl, s)):
                     for j in range(fpl):
                         maps[b, c, j] = reprojection_map(K[a], w2c[a], K[a + 1 + j], w2c[a + 1 + j], self.W, self.H)
-            if has_pose:
+            if self.pose_warp:
                 lm = self.reader.truth(i, "landmarks")
                 for c, a in enumerate((s - fpl, s)):
                     poses[b, c] = lm[a:a + 1 + fpl, :, :2]
@@ -118,11 +118,9 @@ class StackSampler:
             else:
                 out[0, b] = crop[s - 2 * fpl:s - fpl + 1]
         pp, prev, cur = (to_pixels(o) for o in out)
-        if has_pose:     # every new frame from its context frame; a still's stays the identity
-            lm = torch.from_numpy(poses)
-            src = lm[:, :, :1].expand(-1, -1, fpl, -1, -1).reshape(-1, NUM_LANDMARKS, 2)
-            fields = bone_warp_points(src, lm[:, :, 1:].reshape(-1, NUM_LANDMARKS, 2), self.W)
-            maps = fields.view(batch, 2 * fpl, self.H, self.W, 2)
+        if self.pose_warp:     # every new frame from its context frame; a still's stays the identity
+            lm = torch.from_numpy(poses).flatten(0, 1)                      # (2B, 1 + fpl, 33, 2)
+            maps = chunk_points(lm[:, 0], lm[:, 1:], self.W).view(batch, 2 * fpl, self.H, self.W, 2)
             identity = identity_points(self.W)
             maps = torch.where(torch.from_numpy(kind == STILL).view(-1, 1, 1, 1, 1), identity, maps)
         else:
@@ -266,12 +264,9 @@ class DecoderGanStage(Stage):
             for i in range(first, first + min(4, n)):
                 gt = np.asarray(self.val.frames(i)[:F])
                 x = to_pixels(gt)[None].to(self.device)
-                K, w2c, lm = self.val.truth(i, "K"), self.val.truth(i, "w2c"), self.val.truth(i, "landmarks")
-                maps = None
-                if K is not None:
-                    maps = torch.from_numpy(clip_frame_maps(K[:F], w2c[:F], *gt.shape[1:3], fpl))[None]
-                elif lm is not None and self.ae.config.pose_warp:
-                    maps = torch.from_numpy(clip_pose_points(lm[:F], gt.shape[1], fpl))[None]
+                ctl = Controls(K=self.val.truth(i, "K"), w2c=self.val.truth(i, "w2c"),
+                               landmarks=self.val.truth(i, "landmarks"))
+                maps = ctl.frame_maps(gt.shape[1], F, fpl, self.ae.config.pose_warp)
                 video = to_uint8(self.ae.decode(self.ae.encode(x), maps, x[:, 0]).float()[0])
                 psnrs.append(float(psnr_per_frame(video[1:], gt[1:]).mean()))
                 details.append(detail_kept(video[1:], gt[1:]))
