@@ -11,7 +11,8 @@ coming frame's camera, with the mask of the pixels that were in its view (model/
 video codec predicts from a motion-compensated reference, it copies what was seen through a
 learned per-pixel gate and draws from the latent what is new, so what was seen passes around
 the latent bottleneck. Its decode runs latent by latent, each frame from the one before; the
-streaming decoder keeps that frame as state beside the latent. Pixels are in [-1, 1]; shapes use B batch, F frames,
+streaming decoder keeps that frame as state beside the latent. With ``ref_flow`` it also moves the
+warped reference by a flow it reads from the latents (the parallax the camera's homography misses). Pixels are in [-1, 1]; shapes use B batch, F frames,
 C channels, H, W pixels, h, w latent pixels.
 """
 from __future__ import annotations
@@ -24,7 +25,9 @@ import torch.nn.functional as Fn
 from einops import rearrange
 
 from model.io import Pretrained
-from model.warp import IDENTITY, warp_reference
+from model.warp import IDENTITY, shift_reference, warp_reference
+
+FLOW_PX = 8.0         # a reference flow output of 1 moves the reference by 8 pixels
 
 
 @dataclass
@@ -40,6 +43,7 @@ class AutoencoderConfig:
     latent_std: tuple[float, ...] = ()                # per latent channel, empty = 1
     reference: bool = False                           # the decoder copies from the warped last frame
     pose_warp: bool = False                           # ... which a pose model warps per bone (controls/bone_warp.py)
+    ref_flow: bool = False                            # ... and moves further by a flow it reads from the latents
 
     @property
     def spatial_factor(self) -> int:
@@ -77,6 +81,60 @@ class ResBlock(nn.Module):
         return x + self.conv2(Fn.silu(self.conv1(Fn.silu(x))))
 
 
+# Nearest 2x upsampling then a 3x3 conv (padding 1) is a stride-2 transposed 4x4 conv: each output
+# pixel's 3x3 window over the upsampled map covers only 2x2 distinct input pixels, so the 3 taps of
+# each axis fold into 2 per output phase, 4 in all: [w2, w1 + w2, w0 + w1, w0] in conv_transpose2d's
+# tap order. Exact up to float rounding, and 4/9 of the multiply-adds (the decoder's upsampling
+# convs are 30 % of its work: it runs 1.2x faster, docs/app.md).
+_FOLD = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])   # (4, 3)
+
+
+def fold_upsample_conv(weight: torch.Tensor) -> torch.Tensor:
+    """(O, I, 3, 3) conv weight -> (I, O, 4, 4) weight of the equal stride-2 transposed conv,
+    summed in at least fp32 and returned in the weight's dtype and memory format."""
+    acc = torch.promote_types(weight.dtype, torch.float32)               # bf16 taps summed in fp32
+    M = _FOLD.to(weight.device, acc)
+    w = torch.einsum("ka,lb,oiab->iokl", M, M, weight.to(acc)).to(weight.dtype)
+    nhwc = not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+    return w.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+
+
+def upsample_conv_reference(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """(B, I, h, w) -> (B, O, 2h, 2w): nearest 2x upsampling, then ``conv`` (3x3, padding 1)."""
+    return conv(Fn.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UpsampleConv(nn.Sequential):
+    """A decoder level: residual blocks, then nearest 2x upsampling and a 3x3 conv, the last two run
+    as one transposed conv (``_FOLD``). The children stay [..., Upsample, Conv2d], so weights load
+    as before. The folded weight is cached for inference (no grad) until the conv's weight changes.
+    ``fused = False`` runs the plain reference instead (bench/decoder.py times both)."""
+
+    def __init__(self, *blocks: nn.Module):
+        super().__init__(*blocks)
+        if not (isinstance(self[-2], nn.Upsample) and isinstance(self[-1], nn.Conv2d)):
+            raise ValueError("UpsampleConv ends with nn.Upsample and a 3x3 nn.Conv2d")
+        self.fused = True
+        self._folded: tuple[tuple, torch.Tensor] | None = None
+
+    def folded(self) -> torch.Tensor:
+        w = self[-1].weight
+        if torch.is_grad_enabled() and w.requires_grad:
+            return fold_upsample_conv(w)
+        key = (w.data_ptr(), w._version, w.dtype, w.device, w.is_contiguous())
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, fold_upsample_conv(w.detach()))
+        return self._folded[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in list(self)[:-2]:
+            x = block(x)
+        if not self.fused:
+            return upsample_conv_reference(x, self[-1])
+        b = self[-1].bias                                 # (autocast casts conv_transpose2d's inputs as conv2d's)
+        return Fn.conv_transpose2d(x, self.folded().to(x.dtype), None if b is None else b.to(x.dtype), stride=2, padding=1)
+
+
 class Encoder(nn.Module):
     """(B, 1 + fpl, 3, H, W) context frame + new frames -> (B, C, h, w)."""
 
@@ -112,7 +170,9 @@ class Decoder(nn.Module):
             blocks: list[nn.Module] = [ResBlock(ch) for _ in range(cfg.dec_blocks[i])]
             if i + 1 < len(w):
                 blocks += [nn.Upsample(scale_factor=2.0, mode="nearest"), nn.Conv2d(ch, w[i + 1], 3, padding=1)]
-            self.levels.append(nn.Sequential(*blocks))
+                self.levels.append(UpsampleConv(*blocks))
+            else:
+                self.levels.append(nn.Sequential(*blocks))
         self.conv_out = nn.Conv2d(w[-1], 3 * cfg.frames_per_latent, 3, padding=1)
         self.reference = cfg.reference
         if cfg.reference:
@@ -128,6 +188,14 @@ class Decoder(nn.Module):
             for conv in (self.ref_half[-1], self.ref_full[-1], self.gate):
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
+        self.ref_flow = cfg.reference and cfg.ref_flow
+        if self.ref_flow:
+            # the motion the camera's warp misses (parallax: near things move more than far ones),
+            # per coming frame, read from the latents at H/2 and applied to the warped reference;
+            # started at zero, so the decoder starts as it was
+            self.flow = nn.Conv2d(w[-2], 2 * self.fpl, 3, padding=1)
+            nn.init.zeros_(self.flow.weight)
+            nn.init.zeros_(self.flow.bias)
 
     def forward(self, z: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv_in(z)
@@ -139,6 +207,10 @@ class Decoder(nn.Module):
             r = rearrange(ref.to(h.dtype), "b f c h w -> b (f c) h w").contiguous(memory_format=torch.channels_last)
         last = len(self.levels) - 1
         for i, level in enumerate(self.levels):
+            if r is not None and i == last - 1 and self.ref_flow:
+                flow = FLOW_PX * self.flow(Fn.silu(h)).float()              # (B, 2 fpl, H/2, W/2) in pixels
+                ref = shift_reference(ref, rearrange(flow, "b (f two) h w -> b f two h w", two=2))
+                r = rearrange(ref.to(h.dtype), "b f c h w -> b (f c) h w").contiguous(memory_format=torch.channels_last)
             if r is not None and i == last - 1:
                 h = h + self.ref_half(r)
             if r is not None and i == last:
@@ -276,18 +348,20 @@ def transfer_autoencoder(dst: VideoAutoencoder, src: VideoAutoencoder) -> list[s
     return left
 
 
-def with_reference(ae: VideoAutoencoder, pose_warp: bool = False) -> VideoAutoencoder:
+def with_reference(ae: VideoAutoencoder, pose_warp: bool = False, ref_flow: bool = False) -> VideoAutoencoder:
     """``ae`` with a reference decoder: every trained tensor copied, the reference branch at its
     initialisation (it decodes as ``ae`` does where nothing was in view, and half copies elsewhere).
     ``pose_warp``: its pose model's references are warped per bone (a reference decoder keeps its
-    weights and only changes what it is given)."""
-    if ae.config.reference:
+    weights and only changes what it is given). ``ref_flow``: add the reference flow, started at
+    zero (a reference decoder gains it and decodes exactly as before)."""
+    if ae.config.reference and (ae.config.ref_flow or not ref_flow):
         if pose_warp and not ae.config.pose_warp:
             ae.config = replace(ae.config, pose_warp=True)
         return ae
-    out = VideoAutoencoder(replace(ae.config, reference=True, pose_warp=pose_warp)).to(next(ae.parameters()).device)
+    cfg = replace(ae.config, reference=True, pose_warp=pose_warp or ae.config.pose_warp, ref_flow=ref_flow)
+    out = VideoAutoencoder(cfg).to(next(ae.parameters()).device)
     missing, unexpected = out.load_state_dict(ae.state_dict(), strict=False)
-    if unexpected or any(not k.startswith(("decoder.ref_", "decoder.gate")) for k in missing):
+    if unexpected or any(not k.startswith(("decoder.ref_", "decoder.gate", "decoder.flow")) for k in missing):
         raise ValueError(f"with_reference: unexpected tensors {unexpected}, missing {missing}")
     return out
 

@@ -104,3 +104,20 @@ def crop_maps(maps: torch.Tensor, size: int, crop: int, y: torch.Tensor, x: torc
     A[:, 2, 2] = 1
     out = torch.linalg.inv(A)[:, None] @ maps.double() @ A[:, None]
     return (out / out[..., 2:, 2:]).to(maps.dtype)
+
+
+def shift_reference(ref: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Move a warped reference (B, n, 4, H, W) further by a flow (B, n, 2, h, w) in pixels of the
+    reference (x, y; upsampled bilinearly where h, w differ from H, W, so a convolutional decoder
+    means the same motion on a crop and on the whole frame): each pixel takes the reference at its
+    own place plus the flow, bicubic, RGB and in-view mask alike (the mask is 0 where the flow
+    reaches outside the frame). A zero flow returns ``ref``'s values exactly (pixel centres)."""
+    B, n, C, H, W = ref.shape
+    f = flow.flatten(0, 1).float()
+    if f.shape[-2:] != (H, W):
+        f = Fn.interpolate(f, size=(H, W), mode="bilinear", align_corners=False)
+    to_norm = torch.tensor([2.0 / W, 2.0 / H], device=ref.device)
+    xy = _pixel_grid(H, W, ref.device)[:, :2].view(1, H, W, 2) + f.permute(0, 2, 3, 1) * to_norm
+    out = Fn.grid_sample(ref.flatten(0, 1).float(), xy, mode="bicubic", padding_mode="zeros", align_corners=False)
+    rgb, mask = out[:, :3].clamp(-1.0, 1.0), out[:, 3:].clamp(0.0, 1.0)
+    return torch.cat([rgb, mask], 1).view(B, n, C, H, W).to(ref.dtype)

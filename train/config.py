@@ -77,6 +77,8 @@ class TrainConfig:
                                         # by the commanded camera (model/autoencoder.py)
     pose_warp: bool = False             # ... a pose model's last frame warped per bone by the commanded pose
                                         # (controls/bone_warp.py), not kept as it was
+    ref_flow: bool = False              # ... and moved further by a flow the decoder reads from the latents (the
+                                        # parallax the camera's homography misses; model/autoencoder.py)
     temporal_weight: float = 0.0        # L1 of the frame-to-frame changes against the truth's (the latent boundary's
                                         # jump weighted as the changes inside the latent together)
     # DiT stages
@@ -126,6 +128,8 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {CHOICES}, got {self.precision!r}")
         if self.control not in ("camera", "pose", "none"):
             raise ConfigError(f"control must be camera, pose or none, got {self.control!r}")
+        if self.ref_flow and not self.reference:
+            raise ConfigError("ref_flow moves a reference decoder's reference: set reference=true")
         if self.ae_train not in ("all", "decoder"):
             raise ConfigError(f"ae_train must be all or decoder, got {self.ae_train!r}")
         if self.ae_train == "decoder" and self.stage == "autoencoder" and not self.init:

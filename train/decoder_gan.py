@@ -30,6 +30,8 @@ stream), the truth blurred and noisy, another sample's frame (wrong), or missing
 ``latent_lag``: a share of the samples are decoded from the latents of the chunk before (a generator
 lagging the commanded motion) with the reference warped to the commanded frames, so that the decoder
 learns to place what the reference carries where the control says, not where a stale latent has it.
+``ref_flow``: the decoder also moves its warped reference by a flow it reads from the latents, for
+the parallax a camera's homography misses (started at zero; trained through the losses above).
 """
 from __future__ import annotations
 
@@ -140,7 +142,7 @@ class DecoderGanStage(Stage):
         init = cfg.init or stage_dir(cfg, "autoencoder") / "final" / "model"     # "": the run's own autoencoder
         self.ae = VideoAutoencoder.from_pretrained(init).to(self.device)
         if cfg.reference:
-            self.ae = with_reference(self.ae, cfg.pose_warp)
+            self.ae = with_reference(self.ae, cfg.pose_warp, cfg.ref_flow)
         self.ae.encoder.requires_grad_(False)
         fpl = self.ae.config.frames_per_latent
         self.disc = PatchDiscriminator(PatchDiscriminatorConfig(frames=1 + fpl)).to(self.device)

@@ -101,3 +101,72 @@ def test_transfer_needs_the_same_layers(ae):
         transfer_autoencoder(VideoAutoencoder(replace(PRESETS["tiny"], enc_widths=(8, 16, 32, 32))), ae)
     with pytest.raises(ValueError, match="latent channels"):
         transfer_autoencoder(ae, VideoAutoencoder(replace(PRESETS["tiny"], latent_channels=16)))
+
+
+def _upsample_conv(ci=6, co=5, seed=0):
+    import torch.nn as nn
+
+    from model.autoencoder import UpsampleConv
+    g = torch.Generator().manual_seed(seed)
+    conv = nn.Conv2d(ci, co, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+        conv.bias.copy_(torch.randn(co, generator=g))
+    return UpsampleConv(nn.Upsample(scale_factor=2.0, mode="nearest"), conv)
+
+
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_upsample_conv_equals_upsampling_then_the_conv(nhwc):
+    """The decoder's upsampling convs run as one transposed conv with folded taps: the same numbers as
+    nearest 2x upsampling then the 3x3 conv, on random inputs, odd and non-square sizes, at the edges."""
+    from model.autoencoder import upsample_conv_reference
+    m = _upsample_conv()
+    x = torch.randn(3, 6, 5, 7)
+    if nhwc:
+        m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast, ref = m(x), upsample_conv_reference(x, m[-1])
+    assert fast.shape == (3, 5, 10, 14)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_upsample_conv_gradients_are_the_reference_ones():
+    """Training backpropagates through the fold: input and weight gradients match the reference's."""
+    from model.autoencoder import upsample_conv_reference
+    m = _upsample_conv()
+    x = torch.randn(2, 6, 4, 4, requires_grad=True)
+    out = torch.randn(2, 5, 8, 8)
+    grads = []
+    for f in (m, lambda v: upsample_conv_reference(v, m[-1])):
+        m.zero_grad()
+        x.grad = None
+        (f(x) * out).sum().backward()
+        grads.append((x.grad.clone(), m[-1].weight.grad.clone(), m[-1].bias.grad.clone()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_upsample_conv_cache_follows_the_weights():
+    """Inference caches the folded weight; changing the conv's weights (an optimiser or EMA step, a
+    dtype or layout change) makes a new one."""
+    from model.autoencoder import upsample_conv_reference
+    m = _upsample_conv()
+    x = torch.randn(1, 6, 4, 4)
+    with torch.no_grad():
+        m(x)
+        m[-1].weight.mul_(-0.5)                                  # in place: the same storage
+        torch.testing.assert_close(m(x), upsample_conv_reference(x, m[-1]), rtol=1e-5, atol=1e-5)
+        m.to(torch.float64)
+        assert m(x.double()).dtype == torch.float64
+        torch.testing.assert_close(m(x.double()), upsample_conv_reference(x.double(), m[-1]))
+
+
+def test_decoder_levels_load_the_same_weights():
+    """The fused levels keep their children [..., Upsample, Conv2d], so shipped weights load by name."""
+    from model.autoencoder import UpsampleConv
+    ae = VideoAutoencoder(PRESETS["tiny"])
+    ups = [lv for lv in ae.decoder.levels if isinstance(lv, UpsampleConv)]
+    assert len(ups) == len(ae.config.dec_widths) - 1
+    keys = ae.state_dict()
+    assert "decoder.levels.0.0.conv1.weight" in keys and "decoder.levels.0.2.weight" in keys   # ResBlock, -, Conv2d

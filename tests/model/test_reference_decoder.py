@@ -7,7 +7,7 @@ import torch
 
 from controls.camera import CameraRig, CameraState, clip_frame_maps, reprojection_map
 from model.autoencoder import PRESETS, StreamingDecoder, VideoAutoencoder, with_reference
-from model.warp import IDENTITY, crop_maps, sample_points, warp_reference
+from model.warp import IDENTITY, crop_maps, sample_points, shift_reference, warp_reference
 
 
 def _shift(dx: float, size: int) -> torch.Tensor:
@@ -61,9 +61,9 @@ def test_crop_maps_warp_a_crop_as_the_full_frame_warp_cropped(flip):
     assert torch.allclose(got[:3][:, inner], want[:3][:, inner], atol=1e-4)
 
 
-def _tiny_reference(seed: int = 0) -> VideoAutoencoder:
+def _tiny_reference(seed: int = 0, ref_flow: bool = False) -> VideoAutoencoder:
     torch.manual_seed(seed)
-    ae = with_reference(VideoAutoencoder(PRESETS["tiny"]))
+    ae = with_reference(VideoAutoencoder(PRESETS["tiny"]), ref_flow=ref_flow)
     for p in ae.decoder.parameters():                           # a trained-looking decoder: no zero convs
         p.data.add_(0.05 * torch.randn_like(p))
     return ae.eval()
@@ -96,8 +96,9 @@ def test_an_open_gate_copies_the_reference_where_it_was_in_view_only():
     assert (out[:, :, :, :, :4] - ref[:, :, :3, :, :4]).abs().max() > 1e-3
 
 
-def test_streaming_reference_decode_equals_whole_clip_decode():
-    ae = _tiny_reference(1)
+@pytest.mark.parametrize("ref_flow", [False, True])
+def test_streaming_reference_decode_equals_whole_clip_decode(ref_flow):
+    ae = _tiny_reference(1, ref_flow)
     rig = CameraRig(32, 32, CameraState(fov_x=60.0))
     K, W = [rig.K()], [rig.w2c()]
     for f in range(12):
@@ -127,3 +128,31 @@ def test_clip_frame_maps_take_every_frame_to_the_last_frame_of_the_latent_before
     maps = clip_frame_maps(np.stack(K), np.stack(W), 32, 32, 4)
     assert maps.shape == (2, 4, 3, 3)
     np.testing.assert_allclose(maps[1, 2], reprojection_map(K[4], W[4], K[7], W[7], 32, 32), atol=1e-6)
+
+
+def test_a_zero_flow_keeps_the_reference_and_a_whole_pixel_flow_moves_it_exactly():
+    ref = torch.rand(2, 3, 4, 16, 16) * 2 - 1
+    ref[:, :, 3] = 1.0
+    assert torch.equal(shift_reference(ref, torch.zeros(2, 3, 2, 8, 8)), ref)
+    flow = torch.zeros(2, 3, 2, 8, 8)
+    flow[:, :, 1] = -3.0                                        # each pixel takes the reference 3 px above it
+    out = shift_reference(ref, flow)
+    assert torch.allclose(out[..., 3:, :], ref[..., :13, :], atol=1e-5)
+    assert (out[:, :, 3, :3] < 1).all()                         # taken from outside the frame: not in view
+
+
+def test_the_reference_flow_starts_at_zero_and_then_moves_what_is_copied():
+    """``with_reference(ref_flow=True)`` adds the flow head at zero: a trained reference decoder
+    decodes exactly as before; a flow of whole pixels moves the copy by as many pixels."""
+    base = _tiny_reference(2)
+    flowed = with_reference(base, ref_flow=True).eval()
+    assert flowed.config.ref_flow and not base.config.ref_flow
+    z = torch.randn(1, 16, 4, 4)
+    ref = torch.rand(1, 4, 4, 32, 32) * 2 - 1
+    ref[:, :, 3] = 1.0
+    with torch.no_grad():
+        assert torch.equal(flowed.decode_step(z[:, :8], z[:, 8:], ref), base.decode_step(z[:, :8], z[:, 8:], ref))
+        flowed.decoder.flow.bias[0::2] = 2.0 / 8.0                  # x of every frame: 2 px (FLOW_PX = 8)
+        moved = torch.cat([ref[..., 2:], torch.zeros_like(ref[..., :2])], -1)
+        torch.testing.assert_close(flowed.decode_step(z[:, :8], z[:, 8:], ref),
+                                   base.decode_step(z[:, :8], z[:, 8:], moved), rtol=1e-4, atol=1e-4)

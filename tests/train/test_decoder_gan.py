@@ -157,3 +157,17 @@ def test_the_reference_decoder_stage_keeps_the_encoder_and_learns_the_reference(
     o, n = old.state_dict(), new.state_dict()
     assert all(torch.equal(o[k], n[k]) for k in o if k.startswith("encoder."))
     assert any(not torch.equal(n[k], torch.zeros_like(n[k])) for k in n if k.startswith("decoder.ref_full.2"))
+
+
+def test_the_reference_flow_is_trained_from_zero(tiny_data, tmp_path):
+    """``ref_flow=true``: the decoder gains the flow head at zero and the stage moves it (its gradient
+    reaches it through the bicubic resampling of the reference); ``ref_flow`` alone is refused."""
+    from train.config import ConfigError
+
+    train(_cfg("autoencoder", tiny_data, tmp_path))
+    final = train(_cfg("decoder", tiny_data, tmp_path, reference=True, ref_flow=True, steps=3, eval_every=3))
+    new = VideoAutoencoder.from_pretrained(final / "model")
+    assert new.config.ref_flow
+    assert new.decoder.flow.weight.abs().max() > 0
+    with pytest.raises(ConfigError):
+        _cfg("decoder", tiny_data, tmp_path, ref_flow=True)
