@@ -81,6 +81,8 @@ class TrainConfig:
                                         # parallax the camera's homography misses; model/autoencoder.py)
     temporal_weight: float = 0.0        # L1 of the frame-to-frame changes against the truth's (the latent boundary's
                                         # jump weighted as the changes inside the latent together)
+    motion_weight: float = 0.0          # the pulse as a loss: each step's mean change against the truth's
+                                        # (train/losses.py motion_energy_loss)
     # DiT stages
     clip_latents: int = 9               # latent frames per training window (first frame + 8)
     latent_clips: int = 0               # training clips to encode into the latent cache, 0 = all

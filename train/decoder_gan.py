@@ -30,7 +30,8 @@ stream), the truth blurred and noisy, another sample's frame (wrong), or missing
 ``latent_lag``: a share of the samples are decoded from the latents of the chunk before (a generator
 lagging the commanded motion) with the reference warped to the commanded frames, so that the decoder
 learns to place what the reference carries where the control says, not where a stale latent has it.
-``ref_flow``: the decoder also moves its warped reference by a flow it reads from the latents, for
+``motion_weight``: each step of the stack should change the frame as much as the truth's step does
+(the pulse as a loss, train/losses.py). ``ref_flow``: the decoder also moves its warped reference by a flow it reads from the latents, for
 the parallax a camera's homography misses (started at zero; trained through the losses above).
 """
 from __future__ import annotations
@@ -247,11 +248,12 @@ class DecoderGanStage(Stage):
         fm = losses.feature_matching_loss(f_fake, f_real)
         tmp = losses.temporal_difference_loss(fake, cur)
         gdl = losses.gradient_difference_loss(fake[:, 1:], cur[:, 1:]) if self.cfg.gdl_weight else torch.zeros(())
+        mot = losses.motion_energy_loss(fake, cur) if self.cfg.motion_weight else torch.zeros(())
         w = losses.adaptive_weight(rec, adv, self.ae.decoder.conv_out.weight) if torch.is_grad_enabled() else 1.0
         loss = (rec + self.cfg.adv_weight * w * adv + self.cfg.fm_weight * fm + self.cfg.temporal_weight * tmp
-                + self.cfg.gdl_weight * gdl)
+                + self.cfg.gdl_weight * gdl + self.cfg.motion_weight * mot)
         return loss, {"rec": rec.item(), "g_adv": adv.item(), "fm": fm.item(), "temporal": tmp.item(),
-                      "gdl": gdl.item(), "adv_w": float(w)}
+                      "gdl": gdl.item(), "motion": mot.item(), "adv_w": float(w)}
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

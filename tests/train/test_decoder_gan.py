@@ -161,11 +161,13 @@ def test_the_reference_decoder_stage_keeps_the_encoder_and_learns_the_reference(
 
 def test_the_reference_flow_is_trained_from_zero(tiny_data, tmp_path):
     """``ref_flow=true``: the decoder gains the flow head at zero and the stage moves it (its gradient
-    reaches it through the bicubic resampling of the reference); ``ref_flow`` alone is refused."""
+    reaches it through the bicubic resampling of the reference; here beside the motion term);
+    ``ref_flow`` alone is refused."""
     from train.config import ConfigError
 
     train(_cfg("autoencoder", tiny_data, tmp_path))
-    final = train(_cfg("decoder", tiny_data, tmp_path, reference=True, ref_flow=True, steps=3, eval_every=3))
+    final = train(_cfg("decoder", tiny_data, tmp_path, reference=True, ref_flow=True, motion_weight=0.5, steps=3,
+                       eval_every=3))
     new = VideoAutoencoder.from_pretrained(final / "model")
     assert new.config.ref_flow
     assert new.decoder.flow.weight.abs().max() > 0

@@ -77,3 +77,20 @@ def test_mismatch_term_rewards_a_discriminator_that_checks_the_controls():
     # indifferent to the controls: log 2; preferring the true controls: lower
     assert math.isclose(losses.mismatch_d_loss(d_real, d_real).item(), math.log(2), rel_tol=1e-6)
     assert losses.mismatch_d_loss(d_wrong - 1, d_real) < losses.mismatch_d_loss(d_wrong, d_real)
+
+
+def test_motion_energy_loss_charges_a_lagging_copy_not_where_the_change_is():
+    """The pulse as a loss: zero for the truth and for any stack whose every step changes the frame
+    as much as the truth's step (wherever in the frame); positive for a copy that holds inside the
+    latent and jumps at its boundary, though it ends where the truth ends."""
+    from train.losses import motion_energy_loss, temporal_difference_loss
+
+    g = torch.Generator().manual_seed(0)
+    steps = torch.rand(2, 4, 3, 8, 8, generator=g) * 0.1
+    real = torch.cat([torch.zeros(2, 1, 3, 8, 8), steps.cumsum(1)], 1)              # (2, 5, 3, 8, 8)
+    assert motion_energy_loss(real, real) == 0
+    flipped = torch.cat([torch.zeros(2, 1, 3, 8, 8), steps.flip(-1).cumsum(1)], 1)   # same change, elsewhere
+    assert motion_energy_loss(flipped, real) < 1e-6 < temporal_difference_loss(flipped, real)
+    lagging = real.clone()
+    lagging[:, 2:4] = real[:, 1:2]                                                   # holds, then jumps to frame 4
+    assert motion_energy_loss(lagging, real) > 0.5
