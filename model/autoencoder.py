@@ -85,7 +85,7 @@ class ResBlock(nn.Module):
 # pixel's 3x3 window over the upsampled map covers only 2x2 distinct input pixels, so the 3 taps of
 # each axis fold into 2 per output phase, 4 in all: [w2, w1 + w2, w0 + w1, w0] in conv_transpose2d's
 # tap order. Exact up to float rounding, and 4/9 of the multiply-adds (the decoder's upsampling
-# convs are 30 % of its work: it runs 1.2x faster, docs/app.md).
+# convs are 30 % of its work: a decode step runs 1.1-1.2x faster, README, python -m bench.decoder).
 _FOLD = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])   # (4, 3)
 
 
@@ -199,26 +199,24 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv_in(z)
-        r = None
-        if self.reference:                                       # no reference: an empty one (mask 0)
+        if self.reference and ref is None:                       # no reference: an empty one (mask 0)
             H, W = h.shape[-2] * 2 ** (len(self.levels) - 1), h.shape[-1] * 2 ** (len(self.levels) - 1)
-            if ref is None:
-                ref = h.new_zeros(h.shape[0], self.fpl, 4, H, W)
-            r = rearrange(ref.to(h.dtype), "b f c h w -> b (f c) h w").contiguous(memory_format=torch.channels_last)
+            ref = h.new_zeros(h.shape[0], self.fpl, 4, H, W)
+        r = None                                                 # the reference as features, (B, fpl 4, H, W)
         last = len(self.levels) - 1
         for i, level in enumerate(self.levels):
-            if r is not None and i == last - 1 and self.ref_flow:
-                flow = FLOW_PX * self.flow(Fn.silu(h)).float()              # (B, 2 fpl, H/2, W/2) in pixels
-                ref = shift_reference(ref, rearrange(flow, "b (f two) h w -> b f two h w", two=2))
+            if self.reference and i == last - 1:
+                if self.ref_flow:
+                    flow = FLOW_PX * self.flow(Fn.silu(h)).float()          # (B, 2 fpl, H/2, W/2) in pixels
+                    ref = shift_reference(ref, rearrange(flow, "b (f two) h w -> b f two h w", two=2))
                 r = rearrange(ref.to(h.dtype), "b f c h w -> b (f c) h w").contiguous(memory_format=torch.channels_last)
-            if r is not None and i == last - 1:
                 h = h + self.ref_half(r)
-            if r is not None and i == last:
+            if self.reference and i == last:
                 h = h + self.ref_full(r)
             h = level(h)
         feat = Fn.silu(h)
         x = rearrange(self.conv_out(feat), "b (f c) h w -> b f c h w", f=self.fpl)
-        if r is None:
+        if not self.reference:
             return x
         # copy from the reference where the gate opens and the pixel was in view
         a = torch.sigmoid(self.gate(feat)).unsqueeze(2) * ref[:, :, 3:].to(x.dtype)    # (B, fpl, 1, H, W)
@@ -348,6 +346,9 @@ def transfer_autoencoder(dst: VideoAutoencoder, src: VideoAutoencoder) -> list[s
     return left
 
 
+REFERENCE_TENSORS = ("decoder.ref_", "decoder.gate", "decoder.flow")   # what a reference decoder adds
+
+
 def with_reference(ae: VideoAutoencoder, pose_warp: bool = False, ref_flow: bool = False) -> VideoAutoencoder:
     """``ae`` with a reference decoder: every trained tensor copied, the reference branch at its
     initialisation (it decodes as ``ae`` does where nothing was in view, and half copies elsewhere).
@@ -361,7 +362,7 @@ def with_reference(ae: VideoAutoencoder, pose_warp: bool = False, ref_flow: bool
     cfg = replace(ae.config, reference=True, pose_warp=pose_warp or ae.config.pose_warp, ref_flow=ref_flow)
     out = VideoAutoencoder(cfg).to(next(ae.parameters()).device)
     missing, unexpected = out.load_state_dict(ae.state_dict(), strict=False)
-    if unexpected or any(not k.startswith(("decoder.ref_", "decoder.gate", "decoder.flow")) for k in missing):
+    if unexpected or any(not k.startswith(REFERENCE_TENSORS) for k in missing):
         raise ValueError(f"with_reference: unexpected tensors {unexpected}, missing {missing}")
     return out
 
