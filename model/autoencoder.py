@@ -215,12 +215,17 @@ class Decoder(nn.Module):
                 h = h + self.ref_full(r)
             h = level(h)
         feat = Fn.silu(h)
-        x = rearrange(self.conv_out(feat), "b (f c) h w -> b f c h w", f=self.fpl)
         if not self.reference:
-            return x
+            return rearrange(self.conv_out(feat), "b (f c) h w -> b f c h w", f=self.fpl)
+        # the frames and the gate read the same features: one conv for both, (B, fpl 3 + fpl, H, W)
+        w = torch.cat([self.conv_out.weight, self.gate.weight]).to(feat.dtype)
+        b = torch.cat([self.conv_out.bias, self.gate.bias]).to(feat.dtype)
+        y = Fn.conv2d(feat, w, b, padding=1)
+        n = 3 * self.fpl
+        x = rearrange(y[:, :n], "b (f c) h w -> b f c h w", f=self.fpl)
         # copy from the reference where the gate opens and the pixel was in view
-        a = torch.sigmoid(self.gate(feat)).unsqueeze(2) * ref[:, :, 3:].to(x.dtype)    # (B, fpl, 1, H, W)
-        return x + a * (ref[:, :, :3].to(x.dtype) - x)
+        a = torch.sigmoid(y[:, n:]).unsqueeze(2) * ref[:, :, 3:].to(x.dtype)          # (B, fpl, 1, H, W)
+        return torch.lerp(x, ref[:, :, :3].to(x.dtype), a)
 
 
 class VideoAutoencoder(Pretrained):

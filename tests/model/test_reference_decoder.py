@@ -33,6 +33,32 @@ def test_a_whole_pixel_shift_moves_pixels_exactly_and_masks_the_uncovered_band()
     assert (ref[:3, :, :3] == 0).all()                        # nothing invented outside the old view
 
 
+@pytest.mark.parametrize("field", [False, True])
+def test_the_warp_equals_each_coming_frame_sampled_on_its_own(field):
+    """warp_reference samples the frame once for all n coming frames (their grids stacked): the same
+    numbers as grid_sample run frame by frame, for homographies and point fields."""
+    g = torch.Generator().manual_seed(0)
+    B, n, H, W = 2, 3, 12, 20
+    x = torch.rand(B, 3, H, W, generator=g) * 2.4 - 1.2              # outside [-1, 1] too: clamped
+    if field:
+        maps = torch.rand(B, n, H, W, 2, generator=g) * 2.4 - 1.2
+    else:
+        maps = torch.eye(3).repeat(B, n, 1, 1)
+        maps[..., :2, :] += 0.1 * torch.randn(B, n, 2, 3, generator=g)
+    got = warp_reference(x, maps)
+    if field:
+        points, seen = maps.flatten(0, 1), (maps.flatten(0, 1).abs() <= 1).all(-1)
+    else:
+        points, seen = sample_points(maps.flatten(0, 1), H, W)
+    for b in range(B):
+        for f in range(n):
+            xy, in_view = points[b * n + f][None], seen[b * n + f][None]
+            rgb = torch.nn.functional.grid_sample(x[b:b + 1], xy, mode="bicubic", padding_mode="border",
+                                                  align_corners=False).clamp(-1, 1)[0]
+            m = in_view.float()
+            assert torch.equal(got[b, f], torch.cat([rgb * m, m]))
+
+
 def test_points_behind_the_source_camera_are_out_of_view():
     m = torch.diag(torch.tensor([1.0, 1.0, -1.0]))             # every point behind the camera
     _, in_view = sample_points(m[None], 8, 8)
