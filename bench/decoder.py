@@ -6,7 +6,9 @@ side by side in one process:
   (the decoder before the reference decoders and the fused upsampling);
 - ``reference_unfused``: the model's decoder with its upsampling convs run as upsample + conv;
 - ``reference``: the model's decoder as it runs (upsampling convs fused into transposed convs,
-  model/autoencoder.py UpsampleConv).
+  model/autoencoder.py UpsampleConv);
+- ``reference_light``: where the model's reference branch has 3x3 second convs, the same decoder
+  with them made 1x1 (model/autoencoder.py with_ref_kernel; what ``--set ref_kernel=1`` trains).
 
     python -m bench.decoder [--model assets/world] [--repeats 10] [--threads N] [--dtype auto] --json
 
@@ -25,7 +27,8 @@ import numpy as np
 import torch
 
 from bench.common import ASSETS, set_threads
-from model.autoencoder import REFERENCE_TENSORS, PRESETS, StreamingDecoder, UpsampleConv, VideoAutoencoder, with_reference
+from model.autoencoder import (REFERENCE_TENSORS, PRESETS, StreamingDecoder, UpsampleConv, VideoAutoencoder, with_ref_kernel,
+                               with_reference)
 from model.runtime import add_dtype_argument, compute_dtype, precision_info
 
 
@@ -57,6 +60,8 @@ def run(model: str = str(ASSETS / "world"), repeats: int = 10, dtype: str = "aut
     plain.load_state_dict({k: v for k, v in ae.state_dict().items() if not k.startswith(REFERENCE_TENSORS)})
     # name -> (autoencoder, fused upsampling); the model's own decoder runs both ways, switched per round
     variants = {"plain": (plain, False), "reference_unfused": (ae, False), "reference": (ae, True)}
+    if ae.config.reference and ae.config.ref_kernel != 1:
+        variants["reference_light"] = (with_ref_kernel(ae, 1).eval(), True)
     fpl, C = ae.config.frames_per_latent, ae.config.latent_channels
     h = size // ae.config.spatial_factor
     g = torch.Generator().manual_seed(0)
@@ -87,6 +92,7 @@ def run(model: str = str(ASSETS / "world"), repeats: int = 10, dtype: str = "aut
         "decode_ms_p50": ms,
         "reference_over_plain": round(ms["reference"] / ms["plain"], 3),
         "unfused_over_fused": round(ms["reference_unfused"] / ms["reference"], 3),
+        **({"light_over_plain": round(ms["reference_light"] / ms["plain"], 3)} if "reference_light" in ms else {}),
         "precision": precision_info(dt),
     }
 

@@ -70,18 +70,17 @@ def warp_reference(frame: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     each of the n coming frames to ``frame`` (or point fields (B, n, H, W, 2)) -> (B, n, 4, H, W):
     the warped RGB, zero outside the old view, and the mask (1 where the pixel was in view, else 0).
     Computed in fp32, bicubic (a stream warps every frame again: bilinear's half-pixel blur would
-    add up within a second). The n grids are stacked along the height, so the frame is sampled
-    once rather than copied n times."""
+    add up within a second). One image per coming frame: grid_sample spreads its batch over the threads."""
     B, n = maps.shape[:2]
     H, W = frame.shape[-2:]
     if is_point_field(maps):
         xy, in_view = _field_points(maps.reshape(B * n, *maps.shape[2:]), H, W)
     else:
         xy, in_view = sample_points(maps.reshape(B * n, 3, 3), H, W)
-    rgb = Fn.grid_sample(frame.float(), xy.reshape(B, n * H, W, 2), mode="bicubic", padding_mode="border",
-                         align_corners=False).clamp(-1, 1).view(B, 3, n, H, W).transpose(1, 2)
-    mask = in_view.view(B, n, 1, H, W).float()
-    return torch.cat([rgb * mask, mask], 2)
+    src = frame.float()[:, None].expand(-1, n, -1, -1, -1).reshape(B * n, 3, H, W)
+    rgb = Fn.grid_sample(src, xy, mode="bicubic", padding_mode="border", align_corners=False).clamp(-1, 1)
+    mask = in_view[:, None].float()
+    return torch.cat([rgb * mask, mask], 1).view(B, n, 4, H, W)
 
 
 def crop_maps(maps: torch.Tensor, size: int, crop: int, y: torch.Tensor, x: torch.Tensor,

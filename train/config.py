@@ -79,6 +79,9 @@ class TrainConfig:
                                         # (controls/bone_warp.py), not kept as it was
     ref_flow: bool = False              # ... and moved further by a flow the decoder reads from the latents (the
                                         # parallax the camera's homography misses; model/autoencoder.py)
+    ref_kernel: int = 0                 # the reference branch's second convs: 1 (lighter) or 3; 0 keeps the model's
+    d_init: str = ""                    # start the patch discriminator from a saved one (a run's final/discriminator)
+                                        # rather than new: a continued fine-tune keeps its critic
     temporal_weight: float = 0.0        # L1 of the frame-to-frame changes against the truth's (the latent boundary's
                                         # jump weighted as the changes inside the latent together)
     motion_weight: float = 0.0          # the pulse as a loss: each step's mean change against the truth's
@@ -132,6 +135,12 @@ class TrainConfig:
             raise ConfigError(f"control must be camera, pose or none, got {self.control!r}")
         if self.ref_flow and not self.reference:
             raise ConfigError("ref_flow moves a reference decoder's reference: set reference=true")
+        if self.ref_kernel not in (0, 1, 3):
+            raise ConfigError(f"ref_kernel must be 0 (the model's), 1 or 3, got {self.ref_kernel}")
+        if self.ref_kernel and not self.reference:
+            raise ConfigError("ref_kernel shapes a reference decoder's branch: set reference=true")
+        if self.d_init and self.stage != "decoder":
+            raise ConfigError("d_init starts the decoder stage's patch discriminator: use it with stage=decoder")
         if self.ae_train not in ("all", "decoder"):
             raise ConfigError(f"ae_train must be all or decoder, got {self.ae_train!r}")
         if self.ae_train == "decoder" and self.stage == "autoencoder" and not self.init:

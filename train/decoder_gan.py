@@ -33,6 +33,8 @@ learns to place what the reference carries where the control says, not where a s
 ``motion_weight``: each step of the stack should change the frame as much as the truth's step does
 (the pulse as a loss, train/losses.py). ``ref_flow``: the decoder also moves its warped reference by a flow it reads from the latents, for
 the parallax a camera's homography misses (started at zero; trained through the losses above).
+``ref_kernel=1``: the reference branch's second convs become 1x1 (model/autoencoder.py with_ref_kernel),
+a cheaper decode step.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ from eval.rollout import Controls
 from controls.bone_warp import chunk_points, identity_points
 from controls.camera import reprojection_map
 from controls.pose import NUM_LANDMARKS
-from model.autoencoder import VideoAutoencoder, with_reference
+from model.autoencoder import VideoAutoencoder, with_ref_kernel, with_reference
 from model.patch_discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from train import losses
 from train.config import TrainConfig
@@ -144,9 +146,17 @@ class DecoderGanStage(Stage):
         self.ae = VideoAutoencoder.from_pretrained(init).to(self.device)
         if cfg.reference:
             self.ae = with_reference(self.ae, cfg.pose_warp, cfg.ref_flow)
+            if cfg.ref_kernel:
+                self.ae = with_ref_kernel(self.ae, cfg.ref_kernel)
         self.ae.encoder.requires_grad_(False)
         fpl = self.ae.config.frames_per_latent
-        self.disc = PatchDiscriminator(PatchDiscriminatorConfig(frames=1 + fpl)).to(self.device)
+        if cfg.d_init:
+            self.disc = PatchDiscriminator.from_pretrained(cfg.d_init).to(self.device)
+            if self.disc.config.frames != 1 + fpl:
+                raise ValueError(f"{cfg.d_init}: a discriminator of {self.disc.config.frames} frames, the stage "
+                                 f"judges {1 + fpl}")
+        else:
+            self.disc = PatchDiscriminator(PatchDiscriminatorConfig(frames=1 + fpl)).to(self.device)
         self.models = {"model": self.ae, "discriminator": self.disc}
         self.ema_model = "model" if cfg.ema > 0 else None
         self.phase_params = {"disc": list(self.disc.parameters()), "gen": list(self.ae.decoder.parameters())}

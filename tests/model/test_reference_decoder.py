@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from controls.camera import CameraRig, CameraState, clip_frame_maps, reprojection_map
-from model.autoencoder import PRESETS, StreamingDecoder, VideoAutoencoder, with_reference
+from model.autoencoder import PRESETS, StreamingDecoder, VideoAutoencoder, with_ref_kernel, with_reference
 from model.warp import IDENTITY, crop_maps, sample_points, shift_reference, warp_reference
 
 
@@ -35,8 +35,8 @@ def test_a_whole_pixel_shift_moves_pixels_exactly_and_masks_the_uncovered_band()
 
 @pytest.mark.parametrize("field", [False, True])
 def test_the_warp_equals_each_coming_frame_sampled_on_its_own(field):
-    """warp_reference samples the frame once for all n coming frames (their grids stacked): the same
-    numbers as grid_sample run frame by frame, for homographies and point fields."""
+    """warp_reference (all coming frames of the batch in one call): the same numbers as grid_sample
+    run frame by frame, for homographies and point fields."""
     g = torch.Generator().manual_seed(0)
     B, n, H, W = 2, 3, 12, 20
     x = torch.rand(B, 3, H, W, generator=g) * 2.4 - 1.2              # outside [-1, 1] too: clamped
@@ -93,6 +93,31 @@ def _tiny_reference(seed: int = 0, ref_flow: bool = False) -> VideoAutoencoder:
     for p in ae.decoder.parameters():                           # a trained-looking decoder: no zero convs
         p.data.add_(0.05 * torch.randn_like(p))
     return ae.eval()
+
+
+def test_the_light_reference_branch_sums_the_taps_and_goes_back_exactly():
+    ae = _tiny_reference(seed=1).eval()
+    light = with_ref_kernel(ae, 1).eval()
+    assert light.config.ref_kernel == 1 and light.decoder.ref_full[-1].weight.shape[-2:] == (1, 1)
+    for name in ("ref_half", "ref_full"):
+        three, one = getattr(ae.decoder, name)[-1], getattr(light.decoder, name)[-1]
+        assert torch.allclose(one.weight[..., 0, 0], three.weight.sum((-2, -1)))
+        assert torch.equal(one.bias, three.bias)
+    # on a flat reference the branch's features are flat inside the frame, where a 1x1 conv of the
+    # summed taps is the 3x3 conv
+    r = torch.full((1, 4 * ae.config.frames_per_latent, 32, 32), 0.3)
+    with torch.no_grad():
+        a, b = ae.decoder.ref_full(r), light.decoder.ref_full(r)
+    assert torch.allclose(a[..., 2:-2, 2:-2], b[..., 2:-2, 2:-2], atol=1e-5)
+    assert not torch.allclose(a, b, atol=1e-5)                        # the borders differ: a real change
+    # 1 -> 3 puts each 1x1 filter at the centre tap: the same decoder exactly
+    back = with_ref_kernel(light, 3).eval()
+    z = torch.randn(1, 3, 8, 4, 4)
+    x0 = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(back.decode(z, first=x0), light.decode(z, first=x0), atol=1e-6)
+    with pytest.raises(ValueError):
+        with_ref_kernel(VideoAutoencoder(PRESETS["tiny"]), 1)
 
 
 def test_a_closed_gate_decodes_as_the_decoder_without_its_reference_branch():

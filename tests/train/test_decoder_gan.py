@@ -173,3 +173,27 @@ def test_the_reference_flow_is_trained_from_zero(tiny_data, tmp_path):
     assert new.decoder.flow.weight.abs().max() > 0
     with pytest.raises(ConfigError):
         _cfg("decoder", tiny_data, tmp_path, ref_flow=True)
+
+
+def test_a_continued_fine_tune_makes_the_reference_branch_light_and_keeps_its_discriminator(tiny_data, tmp_path):
+    """``ref_kernel=1``: the stage makes the reference branch's second convs 1x1 (their taps summed),
+    trains them and saves the lighter decoder. ``init`` and ``d_init`` continue another decoder run
+    with its discriminator. ``ref_kernel`` without a reference decoder, and ``d_init`` outside the
+    decoder stage, are refused."""
+    from model.patch_discriminator import PatchDiscriminator
+    from train.config import ConfigError
+
+    train(_cfg("autoencoder", tiny_data, tmp_path))
+    first = train(_cfg("decoder", tiny_data, tmp_path, reference=True, steps=3, eval_every=3))
+    critic = PatchDiscriminator.from_pretrained(first / "discriminator").state_dict()
+    final = train(_cfg("decoder", tiny_data, tmp_path / "light", reference=True, ref_kernel=1, steps=3, eval_every=3,
+                       init=str(first / "model"), d_init=str(first / "discriminator"), d_lr=1e-12))
+    new = VideoAutoencoder.from_pretrained(final / "model")
+    assert new.config.ref_kernel == 1 and new.config.reference
+    assert new.decoder.ref_full[-1].weight.shape[-2:] == (1, 1)
+    kept = PatchDiscriminator.from_pretrained(final / "discriminator").state_dict()
+    assert all(torch.allclose(kept[k], v, atol=1e-6) for k, v in critic.items())    # started from it (lr ~0)
+    with pytest.raises(ConfigError):
+        _cfg("decoder", tiny_data, tmp_path, ref_kernel=1)
+    with pytest.raises(ConfigError):
+        _cfg("adversarial", tiny_data, tmp_path, d_init=str(first / "discriminator"))
