@@ -1,7 +1,7 @@
 """Short previews of both modes for the README, recorded with the app's own recorder (app/recorder.py):
 docs/preview-world.mp4 and docs/preview-avatar.mp4, 6 s each at 24 fps.
 
-    python docs/previews.py [--assets assets] [--seconds 6]
+    python docs/previews.py [--assets assets] [--seconds 6] [--modes world avatar]
 
 Each is what a tab shows with the shipped model, its default first frame and a scripted input:
 world mode driven through the app's keys (controls/camera_input.py: forward, then a turn, then a
@@ -56,8 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", type=Path, default=ROOT / "assets")
     p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--modes", nargs="+", choices=("world", "avatar"), default=["world", "avatar"],
+                   help="the previews to record (the others are left as they are)")
     a = p.parse_args(argv)
-    for mode in ("world", "avatar"):
+    for mode in a.modes:
         path = record(mode, a.assets, a.seconds, ROOT / "docs" / f"preview-{mode}.mp4")
         print(path, f"{path.stat().st_size / 1e6:.2f} MB")
 

@@ -7,24 +7,26 @@ import torch
 
 from data.sources import make_clip, split_seed
 from eval.metrics import psnr
+from eval.rollout import Controls, reconstruct
 from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT
-from train.data import to_pixels, to_uint8
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
-# measured at export on validation clips: world 30.7 dB, avatar 28.7 dB; a broken file or layout falls far below
-@pytest.mark.parametrize("model,source,floor", [("world", "world", 24.0), ("avatar", "avatar", 23.0)])
+# Decoded as a stream decodes (eval.rollout.reconstruct): from the true first frame, a reference decoder
+# warping the last frame shown by the clip's commanded cameras. Test clip 5, 9 frames, fp32: world 35.3 dB,
+# world-mix 35.3 (world) and 37.8 (photo pan), avatar 27.1; a broken file or layout falls far below the floors.
+@pytest.mark.parametrize("model,source,floor", [("world", "world", 30.0), ("world-mix", "world", 30.0),
+                                                ("world-mix", "photo", 30.0), ("avatar", "avatar", 24.0)])
 def test_shipped_autoencoder_reconstructs_test_clips(model, source, floor):
     d = ASSETS / model / "autoencoder"
     if not d.is_dir():
         pytest.skip(f"no shipped {model} autoencoder")
     ae = VideoAutoencoder.from_pretrained(d).eval()
     clip = make_clip(source, split_seed("test", 5), 9, 128)
-    x = to_pixels(clip.frames)[None]
-    with torch.no_grad():
-        y = to_uint8(ae.decode(ae.encode(x))[0])
+    maps = Controls(K=clip.K, w2c=clip.w2c, landmarks=clip.landmarks).frame_maps(128, 9, 4, ae.config.pose_warp)
+    y = reconstruct(ae, clip.frames, dtype="float32", maps=maps)
     assert psnr(y, clip.frames) > floor
 
 
