@@ -147,7 +147,7 @@ def table(r: dict) -> str:
             row += [_arrow2(o.get("detail")), _f(_nanmean(o.get("pulse"))), _f(_nanmean(o.get("mosaic")))]
         row += [_f(o["ms_per_latent"], 1)]
         rows.append("| " + " | ".join(row) + " |")
-    pre = ["–"] * (5 + (2 - single) * fvd + 2 * matched + inf)                # the floor rows' empty cells
+    pre = ["–"] * (5 + seen + (2 - single) * fvd + 2 * matched + inf)         # the floor rows' empty cells
     pre += [_first_last(fl.get("content_acc"))] if content else []
     pre += [_first_last((fl.get("content_by_kind") or {}).get("city"))] if city else []
     truth_view = ["1.00", _f(_nanmean(fl.get("pulse"))), "1.00"] if view else []

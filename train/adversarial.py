@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.autoencoder import PixelLoop, StreamingDecoder
 from model.dit import VideoDiT, maps_from_first
 from model.discriminator import Discriminator
 from model.pose_reader import PoseReader, pose_error
@@ -42,6 +43,8 @@ class SegmentInputs:
     ctrl: torch.Tensor        # (B, S, T, Cc) controls
     warp: torch.Tensor        # (B, S, 3, 3) maps to the previous frame's camera
     rolled: torch.Tensor      # (B, S, C, h, w) the one-step rollout, detached
+    recycled: torch.Tensor | None = None  # recycle=frames: (B, S, C, h, w) the input each frame was made from
+    after: torch.Tensor | None = None     # ... and (B, C, h, w) the input of the frame after the segment
 
 
 class AdversarialStage(DiffusionStage):
@@ -57,6 +60,11 @@ class AdversarialStage(DiffusionStage):
     first runs for a random number of latent frames without gradients (the generator's own
     rollout, as at inference), so the trained segments lie at a random depth of the video: the
     minutes-long drift is reached at the cost of the few segments that are trained.
+
+    ``recycle="frames"``: the generator's next input is not its own latent but the frames a viewer is
+    shown, decoded by the autoencoder's streaming (reference) decoder from the clip's cameras and
+    encoded again (model/autoencoder.py PixelLoop), as the app runs world models; the rollout, the
+    burn-in and the gradient pass all take those inputs.
     """
 
     def __init__(self, cfg: TrainConfig):
@@ -107,6 +115,11 @@ class AdversarialStage(DiffusionStage):
         # generated frames kept before the segment: the discriminator's overlap, the recycled frame, and
         # the teacher's attention window (its past frames and the frame recycled into the oldest)
         self.keep = max(self.overlap, 1, self.teacher.config.window + 1 if self.teacher else 0)
+        self.frames = cfg.recycle == "frames"
+        if self.frames and self.ae.config.pose_warp:
+            raise ValueError("recycle=frames decodes with camera maps: a decoder that warps per bone is not supported")
+        self.loop: PixelLoop | None = None
+        self.next_in: torch.Tensor | None = None                # recycle=frames: the next frame's input
 
     def active(self, phase: str, step: int) -> bool:
         """The generator waits for ``d_warmup`` steps: a discriminator whose new head is still
@@ -136,11 +149,13 @@ class AdversarialStage(DiffusionStage):
         B = self.cfg.batch_size
         self.burn = int(rng.integers(0, self.cfg.long_burn_in + 1)) if self.cfg.long_burn_in else 0
         total = self.burn + self.n_segments * self.S
-        z, ctrl, warp = self.to_device(*self.train.sample(B, min(total, self.train.chunks.shape[1]), rng))
+        z, ctrl, warp, *fm = self.to_device(*self.train.sample(B, min(total, self.train.chunks.shape[1]), rng,
+                                                               with_frame_maps=self.frames))
         while ctrl.shape[1] - 1 < total:  # long videos: chain controls of further clips
-            _, more, more_warp = self.to_device(*self.train.sample(B, self.S, rng))
+            _, more, more_warp, *more_fm = self.to_device(*self.train.sample(B, self.S, rng, with_frame_maps=self.frames))
             ctrl = torch.cat([ctrl, more[:, 1:]], 1)
             warp = torch.cat([warp, more_warp[:, 1:]], 1)
+            fm = [torch.cat([fm[0], more_fm[0]], 1)] if self.frames else []
         self.video = [z[:, 0]]                                  # generated latents, detached
         self.gt = z                                             # ground truth (teacher forcing, truth_weight)
         self.ctrl = ctrl                                        # (B, 1 + total, T, Cc)
@@ -152,10 +167,25 @@ class AdversarialStage(DiffusionStage):
             self.dit.step(self.cache, z[:, 0], z[:, 0], self._ctrl(ctrl[:, 0]), zero, 0, warp[:, 0])
             ones = torch.ones(B, device=self.device)
             prev = z[:, 0]
+            if self.frames:
+                # the latents hold no pixels: the first frame is the first frame's code decoded
+                self.frame_maps = torch.cat([torch.zeros_like(fm[0][:, :1]), fm[0]], 1)  # (B, 1 + total, fpl, 3, 3)
+                first = StreamingDecoder(self.ae)(self.ae.denormalize(prev.float()))[:, 0]
+                self.loop = PixelLoop(self.ae, first)
+                self.loop.start(prev)
             for k in range(1, self.burn + 1):                   # burn-in: the video so far, no gradients
-                prev = self.dit.step(self.cache, prev, self.randn(prev.shape, gen), self._ctrl(ctrl[:, k]), ones,
-                                     k, warp[:, k])
-                self.video = self.video[:1] + (self.video[1:] + [prev])[-self.keep:]
+                out = self.dit.step(self.cache, prev, self.randn(prev.shape, gen), self._ctrl(ctrl[:, k]), ones,
+                                    k, warp[:, k])
+                self.video = self.video[:1] + (self.video[1:] + [out])[-self.keep:]
+                prev = self._recycled(out, k)
+            self.next_in = prev
+
+    def _recycled(self, z: torch.Tensor, k: int) -> torch.Tensor:
+        """The input of the frame after stream frame ``k`` (B, C, h, w), made from its latent ``z``:
+        ``z`` itself, or with recycle=frames its frames as shown, encoded again."""
+        if not self.frames:
+            return z
+        return self.loop(z, self.frame_maps[:, k])[1]
 
     def _start(self, seg: int) -> int:
         """Stream index of segment ``seg``'s first latent frame (after the first frame and the burn-in)."""
@@ -169,15 +199,19 @@ class AdversarialStage(DiffusionStage):
         ctrl = self.ctrl[:, a:a + self.S]
         warp = self.warp[:, a:a + self.S]
         cache = self.cache.clone()
-        out = []
-        prev = self.video[-1]
+        out, inputs = [], []
+        prev = self.next_in if self.frames else self.video[-1]
         ones = torch.ones(self.cfg.batch_size, device=self.device)
         with torch.no_grad():
             for i in range(self.S):
                 if self.cfg.teacher_forcing:
                     prev = self.gt[:, a + i - 1]
-                prev = self.dit.step(cache, prev, eps[:, i], self._ctrl(ctrl[:, i]), ones, a + i, warp[:, i])
-                out.append(prev)
+                inputs.append(prev)
+                z = self.dit.step(cache, prev, eps[:, i], self._ctrl(ctrl[:, i]), ones, a + i, warp[:, i])
+                out.append(z)
+                prev = self._recycled(z, a + i)
+        if self.frames:
+            return SegmentInputs(pos, eps, ctrl, warp, torch.stack(out, 1), torch.stack(inputs, 1), prev)
         return SegmentInputs(pos, eps, ctrl, warp, torch.stack(out, 1))
 
     def _overlap(self, seg: int) -> int:
@@ -265,7 +299,11 @@ class AdversarialStage(DiffusionStage):
                 metrics["d_mismatch"] = mm.item()
             return loss + reg, metrics
         # generator: recompute the segment with gradients, in one parallel pass over the cache
-        prev = torch.cat([self.video[-1][:, None], inp.rolled[:, :-1]], 1)
+        if self.frames:
+            prev = inp.recycled
+            self.next_in = inp.after
+        else:
+            prev = torch.cat([self.video[-1][:, None], inp.rolled[:, :-1]], 1)
         a = int(inp.positions[0])
         if self.cfg.teacher_forcing:
             prev = self.gt[:, a - 1:a - 1 + self.S]

@@ -102,6 +102,9 @@ class TrainConfig:
     r_gamma: float = 1.0                # exact penalty weight gamma/2 (R3GAN)
     d_warmup: int = 0                   # adversarial: first steps train the discriminator only
     teacher_forcing: bool = False       # ablation: adversarial training with teacher forcing
+    recycle: str = "latent"             # adversarial stages: what the generator recycles as its next input: its own
+                                        # latent (the paper), or "frames": the frames the viewer is shown (the
+                                        # autoencoder's streaming decoder), encoded again, as the app runs world models
     d_mismatch: float = 0.0             # matching-aware D: weight of real videos under another clip's controls as fakes
     d_mismatch_on: str = "controls"     # what the mismatched real video takes from another clip: its controls,
                                         # or its first frame ("first": does the window keep the first frame's world?)
@@ -153,6 +156,13 @@ class TrainConfig:
             raise ConfigError("truth_weight and pose_weight must be >= 0")
         if self.pose_weight and self.control != "pose":
             raise ConfigError("pose_weight is for pose control (control=pose)")
+        if self.recycle not in ("latent", "frames"):
+            raise ConfigError(f"recycle must be latent or frames, got {self.recycle!r}")
+        if self.recycle == "frames" and self.stage not in ("adversarial", "long"):
+            raise ConfigError("recycle=frames is for the adversarial stages (the one-step generator's rollout)")
+        if self.recycle == "frames" and (self.teacher_forcing or self.teacher_weight):
+            raise ConfigError("recycle=frames recycles the generator's own frames: not with teacher_forcing or "
+                              "teacher_weight (whose teacher recycles latents)")
         if self.gan_loss not in ("relativistic", "hinge"):
             raise ConfigError(f"gan_loss must be relativistic or hinge, got {self.gan_loss!r}")
         if self.lr_schedule not in ("constant", "cosine"):

@@ -7,6 +7,9 @@ stores per clip (normalised latents, float16):
   control (N, 1 + k, T, Cc) per-token control features of latent frames 0..k
   warp (N, 1 + k, 3, 3)    camera sources: maps from latent frame j's camera to j - 1's
                            (controls.camera.clip_reprojection_maps); identities otherwise
+  frame_maps (N, k, fpl, 3, 3)  latent frame j's video frames, each to the last frame before them
+                           (controls.camera.clip_frame_maps: what a reference decoder warps); identities
+                           for sources without a camera
 A training window of K + 1 latent frames starting at j is [stills[j], chunks[j : j + K]] with
 control [0, control[j + 1 : j + 1 + K]] and warp [I, warp[j + 1 : j + 1 + K]].
 """
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from controls.camera import clip_camera_tokens, clip_reprojection_maps
+from controls.camera import clip_camera_tokens, clip_frame_maps, clip_reprojection_maps
 from data.shards import ShardReader
 from model.autoencoder import VideoAutoencoder
 from model.runtime import add_dtype_argument, autocast, compute_dtype
@@ -49,6 +52,16 @@ def reprojection_maps(reader: ShardReader, i: int, fpl: int) -> np.ndarray:
     if K is None or w2c is None:
         return np.tile(np.eye(3, dtype=np.float32), (1 + (F - 1) // fpl, 1, 1))
     return clip_reprojection_maps(K[:F], w2c[:F], W, H, fpl)
+
+
+def frame_maps(reader: ShardReader, i: int, fpl: int) -> np.ndarray:
+    """(k, fpl, 3, 3) maps of clip i's video frames to the last frame of the latent before them."""
+    F, H, W, _ = reader.frame_shape
+    F = 1 + fpl * ((F - 1) // fpl)
+    K, w2c = reader.truth(i, "K"), reader.truth(i, "w2c")
+    if K is None or w2c is None:
+        return np.tile(np.eye(3, dtype=np.float32), ((F - 1) // fpl, fpl, 1, 1))
+    return clip_frame_maps(K[:F], w2c[:F], W, H, fpl)
 
 
 @torch.no_grad()
@@ -79,6 +92,7 @@ def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, con
             put("stills", i, s.half().cpu().numpy())
             put("control", i, control_tokens(reader, i, control, grid, fpl).astype(np.float16))
             put("warp", i, reprojection_maps(reader, i, fpl))
+            put("frame_maps", i, frame_maps(reader, i, fpl))
             del x, z, s
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,11 +111,13 @@ class LatentWindows:
     control: np.ndarray
     starts: np.ndarray
     warp: np.ndarray
+    frame_maps: np.ndarray | None = None     # (N, k, fpl, 3, 3); None in caches made before it
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentWindows":
         z = np.load(path)
-        return cls(z["chunks"], z["stills"], z["control"], z["starts"], z["warp"])
+        return cls(z["chunks"], z["stills"], z["control"], z["starts"], z["warp"],
+                   z["frame_maps"] if "frame_maps" in z.files else None)
 
     @classmethod
     def concat(cls, parts: list["LatentWindows"]) -> "LatentWindows":
@@ -110,8 +126,9 @@ class LatentWindows:
             return parts[0]
         if any(not np.array_equal(p.starts, parts[0].starts) for p in parts):
             raise ValueError("latent caches to mix must share their window starts")
+        maps = None if any(p.frame_maps is None for p in parts) else np.concatenate([p.frame_maps for p in parts])
         return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("chunks", "stills", "control")),
-                   parts[0].starts, np.concatenate([p.warp for p in parts]))
+                   parts[0].starts, np.concatenate([p.warp for p in parts]), maps)
 
     def __len__(self) -> int:
         return self.chunks.shape[0]
@@ -126,20 +143,29 @@ class LatentWindows:
         w = np.concatenate([np.eye(3, dtype=np.float32)[None], self.warp[i, j + 1:j + 1 + K]])
         return self.stills[i, s], self.chunks[i, j:j + K], np.concatenate([np.zeros_like(c[:1]), c]), w
 
-    def sample(self, batch: int, K: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(self, batch: int, K: int, rng: np.random.Generator,
+               with_frame_maps: bool = False) -> tuple[torch.Tensor, ...]:
         """z (B, 1 + K, C, h, w) with the first frame's code first; control (B, 1 + K, T, Cc);
-        warp (B, 1 + K, 3, 3)."""
+        warp (B, 1 + K, 3, 3); with ``with_frame_maps`` also the K latent frames' video frames'
+        maps (B, K, fpl, 3, 3), each to the last frame before its latent."""
+        if with_frame_maps and self.frame_maps is None:
+            raise ValueError("this latent cache was made without frame maps: delete it to encode it again")
         valid = [s for s, j in enumerate(self.starts) if j + K <= self.chunks.shape[1]]
         if not valid:
             raise ValueError(f"no window of {K} latent frames fits clips of {self.chunks.shape[1]}")
-        zs, cs, ws = [], [], []
+        zs, cs, ws, ms = [], [], [], []
         for _ in range(batch):
-            first, chunks, ctrl, w = self.window(int(rng.integers(len(self))), valid[int(rng.integers(len(valid)))], K)
+            i, s = int(rng.integers(len(self))), valid[int(rng.integers(len(valid)))]
+            first, chunks, ctrl, w = self.window(i, s, K)
             zs.append(np.concatenate([first[None], chunks]))
             cs.append(ctrl)
             ws.append(w)
-        return (torch.from_numpy(np.stack(zs)).float(), torch.from_numpy(np.stack(cs)).float(),
-                torch.from_numpy(np.stack(ws)).float())
+            if with_frame_maps:
+                j = int(self.starts[s])
+                ms.append(self.frame_maps[i, j:j + K])
+        out = (torch.from_numpy(np.stack(zs)).float(), torch.from_numpy(np.stack(cs)).float(),
+               torch.from_numpy(np.stack(ws)).float())
+        return out + (torch.from_numpy(np.stack(ms)).float(),) if with_frame_maps else out
 
 
 def main(argv: list[str] | None = None) -> None:

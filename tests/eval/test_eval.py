@@ -248,6 +248,11 @@ def test_report_tables_plots_and_results_document_block(tmp_path):
                         floor=dict(r["floor"], content_acc=[0.48], content_by_kind={"city": [0.86]})))
     assert "| content kept | cities kept |" in five_k and "| 36 % | 57 % |" in five_k
     assert "| 48 % | 86 % | 0.90 |" in five_k
+    # with the seen-pixels column every row, the floor's too, has as many cells as the header
+    seen = table(dict(r, windows=[[0, 120]], methods={"aapt": dict(kinds, psnr_1s_seen=30.9)},
+                      floor=dict(r["floor"], content_acc=[0.48], content_by_kind={"city": [0.86]})))
+    rows = [ln for ln in seen.splitlines() if ln.startswith("| ")]
+    assert "PSNR 1 s, seen pixels" in rows[0] and len({ln.count(" | ") for ln in rows}) == 1, rows
     assert (tmp_path / "docs" / "world-480-drift.png").is_file()
     assert (tmp_path / "docs" / "avatar-96-drift.png").is_file()
     readme = tmp_path / "README.md"

@@ -316,3 +316,64 @@ def test_truth_weight_regresses_the_segment_onto_the_clips_own_frames(tiny_data,
     st.seg_inputs = st._segment_inputs(0, torch.Generator().manual_seed(1))
     _, metrics = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
     assert "truth_mse" not in metrics
+
+
+def test_recycled_frames_are_the_frames_shown_encoded_again(tiny_data, tmp_path):
+    """recycle=frames: the adversarial stages' generator takes as its next input the frames a viewer is
+    shown, decoded by the streaming reference decoder from the clip's own frame maps and encoded
+    again, in the burn-in, the rollout and the gradient pass, as the app's engine does (PixelLoop)."""
+    import numpy as np
+
+    from controls.camera import clip_frame_maps
+    from data.shards import ShardReader
+    from model.autoencoder import PixelLoop, StreamingDecoder
+    from train.stages import build_stage
+
+    for stage in ("autoencoder", "teacher", "adapt", "distill"):
+        train(_cfg(stage, tiny_data, tmp_path))
+    ref_ae = train(_cfg("decoder", tiny_data, tmp_path, reference=True, steps=2, eval_every=2)) / "model"
+    train(_cfg("adversarial", tiny_data, tmp_path, ae=str(ref_ae), recycle="frames", steps=2))
+    st = build_stage(_cfg("long", tiny_data, tmp_path, ae=str(ref_ae), recycle="frames", long_burn_in=4))
+    assert st.ae.config.reference
+    # the cache's frame maps are the clip's cameras' (what the reference decoder warps)
+    reader = ShardReader(tiny_data / "train")
+    F = 1 + 4 * ((reader.frame_shape[0] - 1) // 4)
+    np.testing.assert_allclose(st.train.frame_maps[0], clip_frame_maps(reader.truth(0, "K")[:F], reader.truth(0, "w2c")[:F],
+                                                                       32, 32, 4), atol=1e-6)
+    for s in range(40):
+        st._new_video(np.random.default_rng(s), torch.Generator().manual_seed(s))
+        if st.burn >= 2:
+            break
+    b = st.burn
+    assert b >= 2 and not torch.allclose(st.frame_maps[:, 1:], torch.eye(3).expand_as(st.frame_maps[:, 1:]))
+    # the same video by hand: the engine's loop from the first frame's code
+    gen = torch.Generator().manual_seed(s)
+    z0 = st.video[0]
+    cache = st.dit.new_cache(z0.shape[0])
+    ones, zero = torch.ones(z0.shape[0]), torch.zeros(z0.shape[0])
+    with torch.no_grad():
+        st.dit.step(cache, z0, z0, st._ctrl(st.ctrl[:, 0]), zero, 0, st.warp[:, 0])
+        loop = PixelLoop(st.ae, StreamingDecoder(st.ae)(st.ae.denormalize(z0))[:, 0])
+        loop.start(z0)
+        x, zs = z0, []
+        for k in range(1, b + 1):
+            zs.append(st.dit.step(cache, x, torch.randn(z0.shape, generator=gen), st._ctrl(st.ctrl[:, k]), ones, k,
+                                  st.warp[:, k]))
+            x = loop(zs[-1], st.frame_maps[:, k])[1]
+    torch.testing.assert_close(st.video[-1], zs[-1])
+    torch.testing.assert_close(st.next_in, x)
+    assert (x - zs[-1]).abs().mean() > 1e-3                   # not the latent itself
+    inp = st._segment_inputs(0, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(inp.recycled[:, 0], x)
+    with torch.no_grad():                                     # each frame's input: the frame before it, shown and encoded
+        y = st.dit.step(cache, x, inp.noise[:, 0], st._ctrl(inp.ctrl[:, 0]), ones, 1 + b, inp.warp[:, 0])
+        torch.testing.assert_close(inp.rolled[:, 0], y)
+        torch.testing.assert_close(inp.recycled[:, 1], loop(y, st.frame_maps[:, 1 + b])[1])
+    st.seg_inputs = inp
+    loss, _ = st.loss("gen0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in st.dit.parameters())
+    assert torch.equal(st.next_in, inp.after)
+    for bad in (dict(stage="adapt"), dict(stage="adversarial", teacher_weight=1.0), dict(stage="long", recycle="pixels")):
+        with pytest.raises(ConfigError, match="recycle"):
+            _cfg(bad.pop("stage"), tiny_data, tmp_path, **{"recycle": "frames", **bad})
