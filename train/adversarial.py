@@ -118,8 +118,9 @@ class AdversarialStage(DiffusionStage):
         self.frames = cfg.recycle == "frames"
         if self.frames and self.ae.config.pose_warp:
             raise ValueError("recycle=frames decodes with camera maps: a decoder that warps per bone is not supported")
-        self.loop: PixelLoop | None = None
-        self.next_in: torch.Tensor | None = None                # recycle=frames: the next frame's input
+        self.loop: PixelLoop | None = None                      # recycle=frames: the video's pixel loop,
+        self.frame_maps: torch.Tensor | None = None             # its frames' maps (B, 1 + total, fpl, 3, 3)
+        self.next_in: torch.Tensor | None = None                # and the next frame's input
 
     def active(self, phase: str, step: int) -> bool:
         """The generator waits for ``d_warmup`` steps: a discriminator whose new head is still
@@ -178,7 +179,8 @@ class AdversarialStage(DiffusionStage):
                                     k, warp[:, k])
                 self.video = self.video[:1] + (self.video[1:] + [out])[-self.keep:]
                 prev = self._recycled(out, k)
-            self.next_in = prev
+            if self.frames:
+                self.next_in = prev
 
     def _recycled(self, z: torch.Tensor, k: int) -> torch.Tensor:
         """The input of the frame after stream frame ``k`` (B, C, h, w), made from its latent ``z``:

@@ -44,24 +44,18 @@ def control_tokens(reader: ShardReader, i: int, control: str, grid: int, fpl: in
     return np.zeros((1 + (F - 1) // fpl, grid * grid, 0), np.float32)
 
 
-def reprojection_maps(reader: ShardReader, i: int, fpl: int) -> np.ndarray:
-    """(1 + k, 3, 3) reprojection maps of clip i; identities for sources without a camera."""
+def camera_maps(reader: ShardReader, i: int, fpl: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clip i's maps, from its cameras read once: (1 + k, 3, 3) reprojection maps of each latent frame
+    to the one before (the DiT's), and (k, fpl, 3, 3) maps of each video frame to the last frame of
+    the latent before it (a reference decoder's); identities for sources without a camera."""
     F, H, W, _ = reader.frame_shape
     F = 1 + fpl * ((F - 1) // fpl)
+    k = (F - 1) // fpl
     K, w2c = reader.truth(i, "K"), reader.truth(i, "w2c")
     if K is None or w2c is None:
-        return np.tile(np.eye(3, dtype=np.float32), (1 + (F - 1) // fpl, 1, 1))
-    return clip_reprojection_maps(K[:F], w2c[:F], W, H, fpl)
-
-
-def frame_maps(reader: ShardReader, i: int, fpl: int) -> np.ndarray:
-    """(k, fpl, 3, 3) maps of clip i's video frames to the last frame of the latent before them."""
-    F, H, W, _ = reader.frame_shape
-    F = 1 + fpl * ((F - 1) // fpl)
-    K, w2c = reader.truth(i, "K"), reader.truth(i, "w2c")
-    if K is None or w2c is None:
-        return np.tile(np.eye(3, dtype=np.float32), ((F - 1) // fpl, fpl, 1, 1))
-    return clip_frame_maps(K[:F], w2c[:F], W, H, fpl)
+        eye = np.eye(3, dtype=np.float32)
+        return np.tile(eye, (1 + k, 1, 1)), np.tile(eye, (k, fpl, 1, 1))
+    return clip_reprojection_maps(K[:F], w2c[:F], W, H, fpl), clip_frame_maps(K[:F], w2c[:F], W, H, fpl)
 
 
 @torch.no_grad()
@@ -91,8 +85,9 @@ def encode_shards(ae: VideoAutoencoder, shards: str | Path, out: str | Path, con
             put("chunks", i, z[1:].half().cpu().numpy())
             put("stills", i, s.half().cpu().numpy())
             put("control", i, control_tokens(reader, i, control, grid, fpl).astype(np.float16))
-            put("warp", i, reprojection_maps(reader, i, fpl))
-            put("frame_maps", i, frame_maps(reader, i, fpl))
+            warp, frame_maps = camera_maps(reader, i, fpl)
+            put("warp", i, warp)
+            put("frame_maps", i, frame_maps)
             del x, z, s
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
