@@ -39,9 +39,13 @@ VIEW = ("pulse", "grid_peak")      # the truth's own viewer figures in ``floor``
 
 def _windows(paths: list[str | Path]) -> list[tuple[int, int]]:
     """The windows of the feature files ``paths``, which must all have the same."""
-    windows = [tuple(w) for w in np.load(paths[0])["windows"]]
+    def read(p: str | Path) -> list[tuple[int, int]]:
+        with np.load(p) as z:
+            return [tuple(w) for w in z["windows"]]
+
+    windows = read(paths[0])
     for p in paths[1:]:
-        if [tuple(w) for w in np.load(p)["windows"]] != windows:
+        if read(p) != windows:
             raise ValueError(f"{p}: other windows than {paths[0]}")
     return windows
 

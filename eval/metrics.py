@@ -49,13 +49,18 @@ def laplacian_variance(frames: np.ndarray) -> np.ndarray:
     return np.array([cv2.Laplacian(g, cv2.CV_64F).var() for g in _grey(frames)])
 
 
+FLAT = 1.0        # grey levels squared: a truth whose Laplacian variance is below it has no detail
+
+
 def detail_kept(video: np.ndarray, truth: np.ndarray) -> float:
     """Fine detail of ``video`` against the truth's over the same frames: the ratio of their mean
     Laplacian variances. 1 keeps the truth's detail, 0.1 is a soft picture; blotches and noise
-    raise it too, so a value above about 1.3 means artifacts, not detail (read it beside FVD-lite). The
-    truth's variance is floored at 1 grey level squared: a truth with no detail at all (a camera
-    pressed against a wall) makes any picture on it "detail" of thousands, which it is not."""
-    return float(laplacian_variance(video).mean() / max(laplacian_variance(truth).mean(), 1.0))
+    raise it too, so a value above about 1.3 means artifacts, not detail (read it beside FVD-lite).
+    Undefined (nan, left out of the means over clips) where the truth has no detail to keep (mean
+    variance below ``FLAT``: a camera facing a uniform wall for the whole window), where any
+    picture would score hundreds and outweigh every other clip."""
+    t = laplacian_variance(truth).mean()
+    return float(laplacian_variance(video).mean() / t) if t >= FLAT else float("nan")
 
 
 VIEW_METRICS = ("detail", "pulse", "mosaic")      # what a viewer sees, per window (the functions below)
@@ -93,11 +98,15 @@ def grid_peak(frames: np.ndarray, period: int = 16, band: int = 3) -> float:
         p = (np.abs(np.fft.rfft(g, axis=axis)) ** 2).mean(axis=tuple(a for a in (0, 1, 2) if a != axis))
         f = n // period
         near = np.r_[p[f - band:f], p[f + 1:f + band + 1]]
-        ratios.append(p[f] / max(near.mean(), 1e-12))
+        if near.mean() < 1e-9:                                       # a uniform picture: no spectrum to peak
+            return float("nan")
+        ratios.append(p[f] / near.mean())
     return float(np.mean(ratios))
 
 
 def mosaic(video: np.ndarray, truth: np.ndarray, period: int = 16) -> float:
     """The video's grid peak (``grid_peak``) over the truth's on the same frames: about 1 when the
-    video has no more of a ``period``-pixel block pattern than the scene itself."""
-    return float(grid_peak(video, period) / max(grid_peak(truth, period), 1e-9))
+    video has no more of a ``period``-pixel block pattern than the scene itself; nan where the truth
+    is uniform (nothing to compare with; left out of the means over clips, like ``detail_kept``)."""
+    t = grid_peak(truth, period)
+    return float(grid_peak(video, period) / t) if np.isfinite(t) and t > 0 else float("nan")

@@ -169,11 +169,12 @@ def save_features(path: str | Path, windows: list[tuple[int, int]], labels: list
 
 def load_features(path: str | Path) -> tuple[list[int], Feats, dict[str, Feats]]:
     """(labels, ground-truth features, {method: features}) as written by ``save_features``."""
-    z = np.load(path)
-    W = len(z["windows"])
-    names = sorted({k.split("/")[0] for k in z.files if "/" in k})
-    feats = {n: [list(z[f"{n}/w{w}"].astype(np.float32)) for w in range(W)] for n in names}
-    return [int(x) for x in z["labels"]], feats.pop("ground_truth"), feats
+    with np.load(path) as z:
+        W = len(z["windows"])
+        names = sorted({k.split("/")[0] for k in z.files if "/" in k})
+        feats = {n: [list(z[f"{n}/w{w}"].astype(np.float32)) for w in range(W)] for n in names}
+        labels = z["labels"]
+    return [int(x) for x in labels], feats.pop("ground_truth"), feats
 
 
 def same_truth(a: Feats, b: Feats) -> bool:

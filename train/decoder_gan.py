@@ -291,7 +291,7 @@ class DecoderGanStage(Stage):
         contact_sheet(rows, Path(out_dir) / f"step-{step:07d}.png")
         self.ae.train()
         self.ae.encoder.eval()
-        out.update(val_psnr=float(np.mean(psnrs)), val_detail=float(np.mean(details)),
+        out.update(val_psnr=float(np.mean(psnrs)), val_detail=float(np.nanmean(details)),
                    val_pulse=float(np.nanmean(pulses)), val_truth_pulse=float(np.nanmean(truth_pulses)))
         return out
 

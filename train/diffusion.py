@@ -67,7 +67,10 @@ def latent_cache(cfg: TrainConfig, ae: VideoAutoencoder, split: str, grid: int, 
         path = Path(cfg.run_dir) / "latents" / f"{split}-{cfg.control}-{ae_fp}-{data}-{n}.npz"
         # under torchrun rank 0 encodes while the others wait (all ranks pass the barrier, whether
         # or not they saw the file)
-        stale = path.exists() and cfg.recycle == "frames" and "frame_maps" not in np.load(path).files
+        stale = False
+        if path.exists() and cfg.recycle == "frames":
+            with np.load(path) as z:
+                stale = "frame_maps" not in z.files
         if rank() == 0 and (stale or not path.exists()):    # a cache made before frame maps: encode it again
             encode_shards(ae, shards, path, cfg.control, grid, tuple(range(0, 17, 2)), limit,
                           cfg.compute_dtype(next(ae.parameters()).device))

@@ -110,9 +110,9 @@ class LatentWindows:
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentWindows":
-        z = np.load(path)
-        return cls(z["chunks"], z["stills"], z["control"], z["starts"], z["warp"],
-                   z["frame_maps"] if "frame_maps" in z.files else None)
+        with np.load(path) as z:
+            return cls(z["chunks"], z["stills"], z["control"], z["starts"], z["warp"],
+                       z["frame_maps"] if "frame_maps" in z.files else None)
 
     @classmethod
     def concat(cls, parts: list["LatentWindows"]) -> "LatentWindows":

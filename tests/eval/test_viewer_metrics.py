@@ -26,6 +26,16 @@ def test_detail_kept_is_one_on_the_truth_and_falls_with_blur(truth):
     assert laplacian_variance(truth).shape == (49,)
 
 
+def test_a_uniform_truth_has_no_detail_or_grid_to_compare_with(truth):
+    """A window whose truth is one flat colour (a test world's camera faces a uniform wall for 10 s)
+    leaves both ratios undefined, so one such clip cannot outweigh the others in a mean over clips."""
+    flat = np.full_like(truth, 40)
+    assert np.isnan(detail_kept(truth, flat)) and np.isnan(mosaic(truth, flat)) and np.isnan(grid_peak(flat))
+    assert detail_kept(flat, truth) == 0.0 and mosaic(flat, truth) != mosaic(flat, truth)   # a flat video: no detail, no spectrum
+    faint = np.clip(flat + np.random.default_rng(0).normal(0, 1.2, flat.shape), 0, 255).astype(np.uint8)
+    assert laplacian_variance(faint).mean() >= 1.0 and np.isfinite(detail_kept(truth, faint))
+
+
 def test_pulse_is_about_one_on_smooth_motion_and_high_when_latents_hold(truth):
     assert 0.8 < pulse(truth) < 1.2
     held = truth.copy()

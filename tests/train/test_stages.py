@@ -318,6 +318,28 @@ def test_truth_weight_regresses_the_segment_onto_the_clips_own_frames(tiny_data,
     assert "truth_mse" not in metrics
 
 
+def test_a_cache_without_frame_maps_is_encoded_again_for_recycled_frames(tiny_data, tmp_path):
+    """recycle=frames needs the clips' frame maps: a latent cache written before them is encoded
+    again (and left as it is for latent recycling); the check closes the file it reads."""
+    import numpy as np
+
+    from model.autoencoder import PRESETS
+    from train.diffusion import latent_cache
+
+    ae = VideoAutoencoder(PRESETS["tiny"]).eval()
+    cfg = _cfg("adapt", tiny_data, tmp_path)
+    assert latent_cache(cfg, ae, "train", 4).frame_maps is not None
+    (path,) = (tmp_path / "latents").glob("train-*.npz")
+    with np.load(path) as z:
+        old = {k: z[k] for k in z.files if k != "frame_maps"}
+    np.savez(path, **old)                                              # a cache from before frame maps
+    assert latent_cache(cfg, ae, "train", 4).frame_maps is None
+    assert latent_cache(_cfg("adversarial", tiny_data, tmp_path, recycle="frames"), ae, "train", 4).frame_maps is not None
+    with np.load(path) as z:
+        assert "frame_maps" in z.files
+        np.testing.assert_array_equal(z["chunks"], old["chunks"])
+
+
 def test_recycled_frames_are_the_frames_shown_encoded_again(tiny_data, tmp_path):
     """recycle=frames: the adversarial stages' generator takes as its next input the frames a viewer is
     shown, decoded by the streaming reference decoder from the clip's own frame maps and encoded
