@@ -40,13 +40,20 @@ def warp_baseline(frames: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndar
 
 
 @torch.no_grad()
+def moved_per_bone(first: np.ndarray, body: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """The first frame (S, S, 3) uint8 moved per bone from its pose ``body`` (33, >=2) to each of
+    ``poses`` (n, 33, >=2) (controls/bone_warp.py) -> (n, S, S, 3); what the warp cannot fill (the
+    room the body uncovered) stays the first frame's."""
+    x0 = to_pixels(first[None])                                               # (1, 3, S, S)
+    pts = chunk_points(torch.from_numpy(np.asarray(body, np.float32)[None]),
+                       torch.from_numpy(np.asarray(poses, np.float32)[None]), first.shape[0])
+    ref = warp_reference(x0, pts)[0]                                          # (n, 4, S, S)
+    return to_uint8(torch.where(ref[:, 3:] > 0, ref[:, :3], x0))
+
+
 def pose_warp_baseline(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Each frame = the first frame warped per bone from pose 0 to pose f (controls/bone_warp.py);
-    what the warp cannot fill (the room the body uncovered) stays the first frame's."""
-    lm = torch.from_numpy(np.asarray(landmarks[:len(frames)], np.float32))
-    x0 = to_pixels(frames[:1])                                                # (1, 3, H, W)
-    ref = warp_reference(x0, chunk_points(lm[:1], lm[None, 1:], frames.shape[2]))[0]   # (F - 1, 4, H, W)
-    return np.concatenate([frames[:1], to_uint8(torch.where(ref[:, 3:] > 0, ref[:, :3], x0))])
+    """Each frame = the first frame warped per bone from pose 0 to pose f."""
+    return np.concatenate([frames[:1], moved_per_bone(frames[0], landmarks[0], landmarks[1:len(frames)])])
 
 
 @torch.no_grad()

@@ -16,6 +16,9 @@ from the app's default avatar frame, with and without retargeting (``--retarget`
 every generated frame. Reported per driver and path: the share of frames where it finds a person,
 and over the first ``--early`` seconds the median angle error of each arm bone (upper arm, forearm)
 between the pose the model received and the pose found in its frames. Deterministic (seeded).
+``--recycle pixels`` runs the engine on the frames it showed, encoded again (the app's option of that
+name); ``--render warp`` replaces the generator by the no-network baseline: the first frame moved per
+bone to each pose the model would receive (controls/bone_warp.py).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from controls.landmarks import INDEX, NAMES, as_detected, scale_about
 from controls.pose_input import PoseInput
 from controls.retarget import ARM_BONES
 from data.sources import make_clip, split_seed
+from eval.baselines import moved_per_bone
 from model.engine import StreamingEngine
 from model.runtime import add_dtype_argument, precision_info
 
@@ -98,11 +102,18 @@ def angle_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def drive(engine: StreamingEngine, first: np.ndarray, body: np.ndarray | None, landmarks: np.ndarray,
-          retarget: str | None, seed: int = 0, detect_size: int = 256, early_s: float = 10.0) -> dict:
-    """Stream ``landmarks`` through the app's pose path and the engine; score the generated video."""
+          retarget: str | None, seed: int = 0, detect_size: int = 256, early_s: float = 10.0,
+          render: str = "model") -> dict:
+    """Stream ``landmarks`` through the app's pose path and the engine; score the generated video.
+    ``render="warp"``: no network, each frame the first frame moved per bone to the pose the engine
+    would receive (what the poses alone give; needs the first frame's pose ``body``)."""
+    if render not in ("model", "warp"):
+        raise ValueError(f"render must be model or warp, got {render!r}")
+    if render == "warp" and body is None:
+        raise ValueError("the per-bone warp needs the first frame's pose")
     pose = PoseInput(retarget=retarget)
     pose.set_body(body)
-    engine.reset(first, seed, pose=body)
+    start = engine.reset(first, seed, pose=body)
     fpl = engine.fpl
     n = (len(landmarks) // fpl) * fpl
     found, errors, step_ms, follow_ms = 0, [], [], []
@@ -111,8 +122,11 @@ def drive(engine: StreamingEngine, first: np.ndarray, body: np.ndarray | None, l
             t0 = time.perf_counter()
             control = pose.follow(landmarks[s:s + fpl], s / FPS, FPS)
             follow_ms.append((time.perf_counter() - t0) * 1e3 / fpl)
-            frames = engine.step(control)
-            step_ms.append(engine.timing.total_ms)
+            if render == "warp":
+                frames = moved_per_bone(start, body, control)
+            else:
+                frames = engine.step(control)
+                step_ms.append(engine.timing.total_ms)
             for j, frame in enumerate(frames):
                 seen = det.detect(np.asarray(Image.fromarray(frame).resize((detect_size, detect_size), Image.BICUBIC)))
                 if seen is None:
@@ -124,7 +138,8 @@ def drive(engine: StreamingEngine, first: np.ndarray, body: np.ndarray | None, l
     return {"person_found": found / n, "frames": n,
             "arm_angle_error_deg": {k: float(np.nanmedian(errors[:, i])) for i, k in enumerate(ARM_BONES)},
             "arm_angle_error_median_deg": float(np.nanmedian(errors)),
-            "pose_ms_per_frame": float(np.median(follow_ms)), "step_ms": float(np.median(step_ms))}
+            "pose_ms_per_frame": float(np.median(follow_ms)),
+            "step_ms": float(np.median(step_ms)) if step_ms else None}
 
 
 def floor(seconds: float, detect_size: int = 256) -> dict:
@@ -152,23 +167,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--early", type=float, default=10.0, help="seconds over which arm angles are compared")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recycle", choices=["latent", "pixels"], default="latent",
+                   help="what the generator gets back as its previous frame: its own last latent (the app's "
+                        "default for pose models) or the frames shown, encoded again (the app's --recycle pixels)")
+    p.add_argument("--render", choices=["model", "warp"], default="model",
+                   help="model: the avatar generator's frames; warp: no network, the first frame moved per bone "
+                        "to each pose the model would receive (the baseline of what the poses alone give)")
     p.add_argument("--json", action="store_true")
     add_dtype_argument(p)
     a = p.parse_args(argv)
-    engine = StreamingEngine.from_pretrained(a.model, dtype=a.dtype)
+    engine = StreamingEngine.from_pretrained(a.model, dtype=a.dtype, reencode=a.recycle == "pixels")
     examples = Examples()
     first = examples.default("avatar")
     body = examples.poses().get(image_digest(first))
     n = int(a.seconds * FPS)
-    out = {"model": a.model, "seconds": a.seconds, "precision": precision_info(engine.dtype),
+    out = {"model": a.model, "seconds": a.seconds, "recycle": a.recycle, "render": a.render, "precision": precision_info(engine.dtype),
            "floor": floor(min(a.early, a.seconds)), "drivers": {}}
     if not a.json:
         print(f"floor: MediaPipe on the source render finds a person in {100 * out['floor']['person_found']:.1f} % "
               f"of frames, arm angle error {out['floor']['arm_angle_error_median_deg']:.1f} deg")
     for name in a.driver:
         lm = driver(name, n)
-        out["drivers"][name] = {r: drive(engine, first, body, lm, None if r == "off" else r, a.seed, early_s=a.early)
-                                for r in a.retarget}
+        out["drivers"][name] = {r: drive(engine, first, body, lm, None if r == "off" else r, a.seed, early_s=a.early,
+                                         render=a.render) for r in a.retarget}
         if not a.json:
             for r, res in out["drivers"][name].items():
                 print(f"{name:10s} {r:8s} person found {100 * res['person_found']:5.1f} %  arm angle error "

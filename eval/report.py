@@ -23,6 +23,7 @@ NAMES = {"teacher": "teacher (bidirectional, multi-step)", "adapt": "adapt (caus
          "distill": "distill (1 step)", "adversarial": "adversarial (1 step, no long stage)",
          "aapt": "**AAPT** (full recipe, 1 step)",
          "aapt_reencode": "AAPT recycling the frames shown, encoded again",
+         "aapt_warp": "AAPT recycling the last frame shown moved per bone, encoded",
          "long": "AAPT's long stage alone (no interpolation)", "adversarial_tf": "adversarial, teacher forcing (ablation)",
          "autoencoder": "ground truth through the autoencoder (bound)",
          "repeat": "first frame held (no network)", "warp": "first frame warped by the camera or the pose (no network)",

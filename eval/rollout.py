@@ -37,6 +37,7 @@ class Method:
     sampler: str        # bidirectional | causal | one-step
     steps: int = 1
     reencode: bool = False  # one-step: recycle the frames shown, encoded again (model/autoencoder.py PixelLoop)
+    warp: bool = False      # ... the last frame shown moved per bone to the coming poses (pose models)
 
 
 METHODS = {
@@ -46,6 +47,7 @@ METHODS = {
     "adversarial": Method("adversarial", "adversarial", "one-step"),
     "aapt": Method("aapt", "generator", "one-step"),
     "aapt_reencode": Method("aapt_reencode", "generator", "one-step", reencode=True),
+    "aapt_warp": Method("aapt_warp", "generator", "one-step", reencode=True, warp=True),
     # where the shipped generator interpolates the adversarial and the long stage's weights
     # (train/soup.py), the long stage's own generator beside it
     "long": Method("long", "long", "one-step"),
@@ -150,9 +152,18 @@ def generate(ae: VideoAutoencoder, dit: VideoDiT, method: str, first: np.ndarray
                 loop, shown = PixelLoop(ae, to_pixels(first)[None]), []
                 loop.start(z0)
 
+                ahead = None
+                if m.warp:
+                    if controls.landmarks is None:
+                        raise ValueError(f"{method} moves the last frame by the coming poses: a pose model's method")
+                    ahead = maps if ae.config.pose_warp else torch.from_numpy(
+                        clip_pose_points(controls.landmarks[:1 + fpl * k], size, fpl))[None]
+
                 def recycle(j, z):
                     frames, z_in = loop(z, None if maps is None else maps[:, j - 1])
                     shown.append(to_uint8(frames.float()[0]))
+                    if ahead is not None and j < k:
+                        z_in = loop.warped(ahead[:, j], z.dtype)
                     return z_in
 
                 rollout_one_step(dit, z0, ctrl, k, gen, warp, recycle)

@@ -454,3 +454,14 @@ class PixelLoop:
         z_in = self.ae.normalize(self.ae.encode_chunks(chunk).float()).to(z.dtype)
         self.ctx = frames[:, -1]
         return frames, z_in
+
+    def warped(self, points: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The last frame shown moved to each coming frame's pose (per-bone point fields (B, fpl, H, W,
+        2), controls/bone_warp.py), where the body uncovered the room the last frame as it was, encoded
+        with the last frame as context: (B, C, h, w), the coming latent as geometry predicts it."""
+        ref = warp_reference(self.ctx, points)                            # (B, fpl, 4, H, W)
+        last = self.ctx.float()[:, None]
+        rgb = torch.where(ref[:, :, 3:] > 0, ref[:, :, :3], last)
+        enc_dtype = next(self.ae.encoder.parameters()).dtype
+        chunk = torch.cat([last, rgb], 1).clamp(-1, 1).to(enc_dtype)
+        return self.ae.normalize(self.ae.encode_chunks(chunk).float()).to(dtype)

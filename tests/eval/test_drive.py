@@ -49,3 +49,32 @@ def test_a_short_drive_reports_its_scores():
     assert r["frames"] == 16 and 0.0 <= r["person_found"] <= 1.0
     assert set(r["arm_angle_error_deg"]) == {"left upper arm", "left forearm", "right upper arm", "right forearm"}
     assert r["pose_ms_per_frame"] > 0
+
+
+def test_the_no_network_baseline_moves_the_first_frame_per_bone():
+    """``render="warp"``: each frame is the first frame moved per bone to the pose the engine would
+    receive; a pose equal to the first frame's leaves the frame as it is, a raised arm moves pixels."""
+    from data.sources import make_clip
+    from eval.baselines import moved_per_bone
+    from model.autoencoder import PRESETS as AE_PRESETS
+    from model.autoencoder import VideoAutoencoder
+    from model.config import replace
+    from model.dit import PRESETS, VideoDiT
+    from model.engine import StreamingEngine
+
+    clip = make_clip("avatar", 11, 5, 32)
+    first, body = clip.frames[0], clip.landmarks[0]
+    same = moved_per_bone(first, body, np.repeat(body[None], 2, 0))
+    assert np.abs(same.astype(int) - first[None]).max() <= 1
+    raised = body.copy()
+    raised[INDEX["left_wrist"], :2] = raised[INDEX["left_shoulder"], :2] + (0.0, -0.3)
+    moved = moved_per_bone(first, body, raised[None])
+    assert np.abs(moved.astype(int) - first[None]).max() > 20
+
+    torch.manual_seed(0)
+    e = StreamingEngine(VideoAutoencoder(AE_PRESETS["tiny"]), VideoDiT(replace(PRESETS["tiny"], control="pose")),
+                        dtype=torch.float32)
+    r = drive(e, first, body, driver("full", 8), "relative", render="warp")
+    assert r["frames"] == 8 and r["step_ms"] is None and 0.0 <= r["person_found"] <= 1.0
+    with pytest.raises(ValueError, match="first frame's pose"):
+        drive(e, first, None, driver("full", 8), "relative", render="warp")

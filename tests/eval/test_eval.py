@@ -185,11 +185,29 @@ def test_evaluate_a_pose_model_reports_akd_per_body_part(tmp_path):
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_makes_a_video_from_the_first_frame(method):
-    ae, dit = _tiny()
-    clip = make_clip("world", 7, 21, 32)
-    video = generate(ae, dit, method, clip.frames[0], Controls(K=clip.K, w2c=clip.w2c), 21, clip_latents=3)
+    pose = METHODS[method].warp                                 # moves frames by the coming poses
+    ae, dit = _tiny("pose" if pose else "camera")
+    clip = make_clip("avatar" if pose else "world", 7, 21, 32)
+    ctl = Controls(landmarks=clip.landmarks) if pose else Controls(K=clip.K, w2c=clip.w2c)
+    video = generate(ae, dit, method, clip.frames[0], ctl, 21, clip_latents=3)
     assert video.shape == (21, 32, 32, 3) and video.dtype == np.uint8
     assert np.array_equal(video[0], clip.frames[0])
+
+
+def test_the_warped_loop_recycles_the_frames_shown_moved_to_the_coming_poses():
+    """``aapt_warp`` is the app's loop with each recycled chunk the last frame shown moved per bone
+    to the coming poses: the same first latent as ``aapt_reencode``, other frames after it; a camera
+    model has no poses to move by."""
+    ae, dit = _tiny("pose")
+    clip = make_clip("avatar", 3, 21, 32)
+    ctl = Controls(landmarks=clip.landmarks)
+    loop = generate(ae, dit, "aapt_reencode", clip.frames[0], ctl, 21, seed=2)
+    warped = generate(ae, dit, "aapt_warp", clip.frames[0], ctl, 21, seed=2)
+    assert np.array_equal(loop[:5], warped[:5])                 # latent 1 recycles the first frame in both
+    assert not np.array_equal(loop[5:], warped[5:])
+    with pytest.raises(ValueError, match="pose model"):
+        generate(*_tiny(), "aapt_warp", clip.frames[0], Controls(K=make_clip("world", 3, 21, 32).K,
+                                                                w2c=make_clip("world", 3, 21, 32).w2c), 21)
 
 
 def test_report_tables_plots_and_results_document_block(tmp_path):

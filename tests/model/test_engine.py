@@ -187,6 +187,31 @@ def test_the_pixel_loop_engine_equals_the_rollout_that_recycles_the_frames_shown
     assert not torch.allclose(latents[:, 2:], plain[:, 2:], atol=1e-3)
 
 
+def test_the_pixel_loop_moves_the_last_frame_shown_to_the_coming_poses_before_encoding_it():
+    """``PixelLoop.warped``: a still body (identity points) or a body that uncovers everything
+    (no pixel in view) encodes the last frame held; a moving body encodes the last frame moved."""
+    from controls.bone_warp import OUTSIDE, identity_points
+    from model.autoencoder import PixelLoop
+    from model.warp import warp_reference
+    from train.data import to_pixels
+
+    e = _engine(reference=True, reencode=True, dtype=torch.float32)
+    x0 = to_pixels(e.reset(_image(), seed=1))[None]
+    with torch.no_grad():
+        loop = PixelLoop(e.ae, x0)
+        held = e.ae.normalize(e.ae.encode_chunks(x0[:, None].expand(-1, 5, -1, -1, -1)).float())
+        still = identity_points(e.size)[None, None].expand(1, 4, -1, -1, -1)
+        assert torch.allclose(loop.warped(still, torch.float32), held, atol=1e-4)
+        assert torch.allclose(loop.warped(torch.full_like(still, OUTSIDE), torch.float32), held, atol=1e-4)
+        moved = still + torch.tensor([0.25, 0.0])                 # every pixel from a quarter further right
+        want_rgb = warp_reference(x0, moved)
+        want_rgb = torch.where(want_rgb[:, :, 3:] > 0, want_rgb[:, :, :3], x0[:, None])
+        want = e.ae.normalize(e.ae.encode_chunks(torch.cat([x0[:, None], want_rgb], 1)).float())
+        got = loop.warped(moved, torch.float32)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(got, held, atol=1e-2)
+
+
 def test_same_seed_same_frames_other_seed_other_frames():
     ctrl = np.tile([2.0, 0, 0, 0.1, 0, 0, 0], (4, 1))
     runs = []
