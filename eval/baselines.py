@@ -27,7 +27,7 @@ from data.video import contact_sheet
 from eval.metrics import psnr_per_frame, rotation_homography, warp_frame
 from model.autoencoder import VideoAutoencoder
 from model.dit import VideoDiT, maps_from_first
-from model.warp import reproject_latents, warp_reference
+from model.warp import reproject_latents, warp_filled
 from model.sampling import rollout_one_step, sample_causal
 from model.runtime import add_dtype_argument, autocast, compute_dtype, precision_info
 from train.data import to_pixels, to_uint8
@@ -47,8 +47,7 @@ def moved_per_bone(first: np.ndarray, body: np.ndarray, poses: np.ndarray) -> np
     x0 = to_pixels(first[None])                                               # (1, 3, S, S)
     pts = chunk_points(torch.from_numpy(np.asarray(body, np.float32)[None]),
                        torch.from_numpy(np.asarray(poses, np.float32)[None]), first.shape[0])
-    ref = warp_reference(x0, pts)[0]                                          # (n, 4, S, S)
-    return to_uint8(torch.where(ref[:, 3:] > 0, ref[:, :3], x0))
+    return to_uint8(warp_filled(x0, pts)[0])                                 # (n, S, S, 3)
 
 
 def pose_warp_baseline(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

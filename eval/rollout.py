@@ -160,7 +160,7 @@ def generate(ae: VideoAutoencoder, dit: VideoDiT, method: str, first: np.ndarray
                         clip_pose_points(controls.landmarks[:1 + fpl * k], size, fpl))[None]
 
                 def recycle(j, z):
-                    frames, z_in = loop(z, None if maps is None else maps[:, j - 1])
+                    frames, z_in = loop(z, None if maps is None else maps[:, j - 1], encode=ahead is None)
                     shown.append(to_uint8(frames.float()[0]))
                     if ahead is not None and j < k:
                         z_in = loop.warped(ahead[:, j], z.dtype)

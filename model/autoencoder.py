@@ -25,7 +25,7 @@ import torch.nn.functional as Fn
 from einops import rearrange
 
 from model.io import Pretrained
-from model.warp import IDENTITY, shift_reference, warp_reference
+from model.warp import IDENTITY, shift_reference, warp_filled, warp_reference
 
 FLOW_PX = 8.0         # a reference flow output of 1 moves the reference by 8 pixels
 
@@ -446,12 +446,16 @@ class PixelLoop:
         """Primes the decoder with the first frame's latent (its frame is the first frame itself)."""
         self.stream(self.ae.denormalize(z0.float()).to(z0.dtype))
 
-    def __call__(self, z: torch.Tensor, maps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, h, w) generated latent -> its frames (B, fpl, 3, H, W) and the re-encoded latent."""
+    def __call__(self, z: torch.Tensor, maps: torch.Tensor | None = None,
+                 encode: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, h, w) generated latent -> its frames (B, fpl, 3, H, W) and the re-encoded latent
+        (None with ``encode=False``: the caller recycles something else, e.g. ``warped``)."""
         frames = self.stream(self.ae.denormalize(z.float()).to(z.dtype), maps)
-        enc_dtype = next(self.ae.encoder.parameters()).dtype
-        chunk = torch.cat([self.ctx[:, None].to(frames.dtype), frames], 1).clamp(-1, 1).to(enc_dtype)
-        z_in = self.ae.normalize(self.ae.encode_chunks(chunk).float()).to(z.dtype)
+        z_in = None
+        if encode:
+            enc_dtype = next(self.ae.encoder.parameters()).dtype
+            chunk = torch.cat([self.ctx[:, None].to(frames.dtype), frames], 1).clamp(-1, 1).to(enc_dtype)
+            z_in = self.ae.normalize(self.ae.encode_chunks(chunk).float()).to(z.dtype)
         self.ctx = frames[:, -1]
         return frames, z_in
 
@@ -459,9 +463,7 @@ class PixelLoop:
         """The last frame shown moved to each coming frame's pose (per-bone point fields (B, fpl, H, W,
         2), controls/bone_warp.py), where the body uncovered the room the last frame as it was, encoded
         with the last frame as context: (B, C, h, w), the coming latent as geometry predicts it."""
-        ref = warp_reference(self.ctx, points)                            # (B, fpl, 4, H, W)
-        last = self.ctx.float()[:, None]
-        rgb = torch.where(ref[:, :, 3:] > 0, ref[:, :, :3], last)
+        rgb = warp_filled(self.ctx, points)                               # (B, fpl, 3, H, W)
         enc_dtype = next(self.ae.encoder.parameters()).dtype
-        chunk = torch.cat([last, rgb], 1).clamp(-1, 1).to(enc_dtype)
+        chunk = torch.cat([self.ctx.float()[:, None], rgb], 1).clamp(-1, 1).to(enc_dtype)
         return self.ae.normalize(self.ae.encode_chunks(chunk).float()).to(dtype)

@@ -83,6 +83,13 @@ def warp_reference(frame: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     return torch.cat([rgb * mask, mask], 1).view(B, n, 4, H, W)
 
 
+def warp_filled(frame: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """``warp_reference`` without the mask: (B, n, 3, H, W), the frame warped to each coming frame,
+    and where no pixel was in view (the room a body uncovered) the frame itself as it was."""
+    ref = warp_reference(frame, maps)
+    return torch.where(ref[:, :, 3:] > 0, ref[:, :, :3], frame.float()[:, None])
+
+
 def crop_maps(maps: torch.Tensor, size: int, crop: int, y: torch.Tensor, x: torch.Tensor,
               flip: torch.Tensor) -> torch.Tensor:
     """Warps of a ``size`` frame -> the same warps on its ``crop`` square at (y, x), mirrored where
