@@ -13,7 +13,8 @@ render played forth and back), transformed as a webcam user would appear:
 Every driver streams through the app's pose path (controls/pose_input.py: retargeting onto the
 avatar's own body from its first frame, smoothing, hold and relax) into the shipped avatar engine
 from the app's default avatar frame, with and without retargeting (``--retarget``). MediaPipe reads
-every generated frame. Reported per driver and path: the share of frames where it finds a person,
+every generated frame. Reported per driver and path: the share of frames where it finds a person
+(overall and per 10-s window),
 and over the first ``--early`` seconds the median angle error of each arm bone (upper arm, forearm)
 between the pose the model received and the pose found in its frames. Deterministic (seeded).
 ``--recycle pixels`` runs the engine on the frames it showed, encoded again (the app's option of that
@@ -44,6 +45,7 @@ from model.runtime import add_dtype_argument, precision_info
 DRIVERS = ("full", "upper-body", "close", "offcentre", "switch")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 FPS = 24.0
+WINDOW_S = 10.0        # seconds per window of person_found_per_window
 
 
 @functools.lru_cache(maxsize=4)
@@ -116,7 +118,7 @@ def drive(engine: StreamingEngine, first: np.ndarray, body: np.ndarray | None, l
     start = engine.reset(first, seed, pose=body)
     fpl = engine.fpl
     n = (len(landmarks) // fpl) * fpl
-    found, errors, step_ms, follow_ms = 0, [], [], []
+    found, errors, step_ms, follow_ms = np.zeros(n, bool), [], [], []
     with PoseDetector(model_complexity=1, tracking=True) as det:
         for s in range(0, n, fpl):
             t0 = time.perf_counter()
@@ -131,11 +133,14 @@ def drive(engine: StreamingEngine, first: np.ndarray, body: np.ndarray | None, l
                 seen = det.detect(np.asarray(Image.fromarray(frame).resize((detect_size, detect_size), Image.BICUBIC)))
                 if seen is None:
                     continue
-                found += 1
+                found[s + j] = True
                 if (s + j) / FPS < early_s:
                     errors.append(angle_error(arm_angles(seen), arm_angles(control[j])))
     errors = np.array(errors) if errors else np.full((1, len(ARM_BONES)), np.nan)
-    return {"person_found": found / n, "frames": n,
+    per = int(round(WINDOW_S * FPS))
+    return {"person_found": float(found.mean()), "frames": n,
+            # where over the stream the person goes: the share found in each 10-s window
+            "person_found_per_window": [float(found[i:i + per].mean()) for i in range(0, n, per)],
             "arm_angle_error_deg": {k: float(np.nanmedian(errors[:, i])) for i, k in enumerate(ARM_BONES)},
             "arm_angle_error_median_deg": float(np.nanmedian(errors)),
             "pose_ms_per_frame": float(np.median(follow_ms)),

@@ -11,6 +11,7 @@ import torch
 from model.autoencoder import PixelLoop, StreamingDecoder
 from model.dit import VideoDiT, maps_from_first
 from model.discriminator import Discriminator
+from model.patch_discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from model.pose_reader import PoseReader, pose_error
 from model.sampling import causal_frame, rollout_one_step
 from train import losses
@@ -65,6 +66,16 @@ class AdversarialStage(DiffusionStage):
     shown, decoded by the autoencoder's streaming (reference) decoder from the clip's cameras and
     encoded again (model/autoencoder.py PixelLoop), as the app runs world models; the rollout, the
     burn-in and the gradient pass all take those inputs.
+
+    ``frame_weight``: a second critic judges the frames a viewer would see rather than the latents
+    (model/patch_discriminator.py, the adversarial decoder's critic, new or carried over from the
+    adversarial stage): each latent of the window from the second on is decoded with the frozen
+    decoder from itself and its predecessor on a random ``crop`` (the same crop for the real and the
+    fake window, so the pair differs in realism, not in place), after the last frame of the latent
+    before, and the generator's loss gets ``frame_weight`` times its relativistic loss, the gradient
+    passing through the decoder. A latent discriminator started from the adapt model can stay at
+    chance against a generator already trained adversarially while the frames break into blotches
+    (docs/training.md, "The avatar in the app's loop").
     """
 
     def __init__(self, cfg: TrainConfig):
@@ -72,6 +83,12 @@ class AdversarialStage(DiffusionStage):
         super().__init__(cfg)
         self.disc = self.build_discriminator().to(self.device)
         self.models = {"generator": self.dit, "discriminator": self.disc}
+        self.frame_disc: PatchDiscriminator | None = None
+        if cfg.frame_weight:
+            self.frame_disc = self.build_frame_critic().to(self.device)
+            self.models["frame_discriminator"] = self.frame_disc
+        self._real_frames: tuple[tuple, torch.Tensor] | None = None    # (key, stacks): the D phase's, for the G phase
+        self._frame_box: tuple[int, int, int] | None = None             # the D phase's crop, for the G phase
         self.ema_model = "generator"
         self.S = cfg.segment_latents if self.long else cfg.clip_latents - 1
         self.n_segments = max(1, cfg.long_latents // self.S) if self.long else 1
@@ -93,6 +110,8 @@ class AdversarialStage(DiffusionStage):
                              "batch_size >= 2" + (" and a controlled model" if cfg.d_mismatch_on == "controls" else ""))
         d_params = [p_ for p_ in self.disc.parameters() if p_.requires_grad]
         self._d_trainable = set(d_params)
+        if self.frame_disc is not None:
+            d_params += list(self.frame_disc.parameters())
         g_params = [p_ for p_ in self.dit.parameters() if p_.requires_grad]
         self.phase_params = {n: (d_params if ph.kind == DISC else g_params) for n, ph in self.phase_of.items()}
         self.phase_lr = {n: ((cfg.d_lr or cfg.lr) if ph.kind == DISC else cfg.lr) for n, ph in self.phase_of.items()}
@@ -140,6 +159,17 @@ class AdversarialStage(DiffusionStage):
         if self.long:
             return Discriminator.from_pretrained(stage_dir(self.cfg, "adversarial") / "final" / "discriminator")
         return Discriminator.from_generator(VideoDiT.from_pretrained(stage_dir(self.cfg, "adapt") / "final" / "model"))
+
+    def build_frame_critic(self) -> PatchDiscriminator:
+        """The long stage carries the adversarial stage's frame critic over where it has one."""
+        fpl = self.ae.config.frames_per_latent
+        path = stage_dir(self.cfg, "adversarial") / "final" / "frame_discriminator"
+        if self.long and path.exists():
+            critic = PatchDiscriminator.from_pretrained(path)
+            if critic.config.frames != 1 + fpl:
+                raise ValueError(f"{path}: a critic of {critic.config.frames} frames, the stage judges {1 + fpl}")
+            return critic
+        return PatchDiscriminator(PatchDiscriminatorConfig(frames=1 + fpl))
 
     def _ctrl(self, c: torch.Tensor | None) -> torch.Tensor | None:
         return c if self.dit.config.control_features else None
@@ -251,6 +281,33 @@ class AdversarialStage(DiffusionStage):
     def _d(self, z, ctrl, t, eps, warp):
         return self.disc(z, self._ctrl(ctrl), t, eps, warp=warp)
 
+    def _crop_box(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        """A random square of the latent grid, (top, left, size), ``crop`` pixels wide."""
+        h = self.video[0].shape[-1]
+        c = max(1, min(h, self.cfg.crop // self.ae.config.spatial_factor))
+        y, x = (int(v) for v in rng.integers(0, h - c + 1, 2))
+        return y, x, c
+
+    def _frame_stacks(self, window: torch.Tensor, box: tuple[int, int, int]) -> torch.Tensor:
+        """(B, L, C, h, w) normalised latents of consecutive stream frames, L >= 3 -> the frame critic's
+        stacks (B (L - 2), 1 + fpl, 3, c', c') in [-1, 1] (c' = the crop in pixels): latent k >= 2 decoded
+        from itself and latent k - 1, after the last frame decoded from latent k - 1 (and k - 2)."""
+        y, x, c = box
+        z = self.ae.denormalize(window[..., y:y + c, x:x + c].float())
+        B, L = z.shape[:2]
+        dtype = next(self.ae.decoder.parameters()).dtype
+        frames = self.ae.decode_step(z[:, 1:].flatten(0, 1).to(dtype), z[:, :-1].flatten(0, 1).to(dtype))
+        frames = frames.unflatten(0, (B, L - 1)).float()                # (B, L - 1, fpl, 3, c', c')
+        return torch.cat([frames[:, :-1, -1:], frames[:, 1:]], 2).flatten(0, 1)
+
+    def _real_stacks(self, seg: int, step: int, real: torch.Tensor, box: tuple[int, int, int]) -> torch.Tensor:
+        """The real window's stacks (no gradients), decoded once per segment and step for both phases."""
+        key = (step, seg, box)
+        if self._real_frames is None or self._real_frames[0] != key:
+            with torch.no_grad():
+                self._real_frames = (key, self._frame_stacks(real[:, 1:], box))
+        return self._real_frames[1]
+
     def loss(self, phase, step, rng, gen):
         seg, disc = self.phase_of[phase].segment, self.phase_of[phase].kind == DISC
         B = self.cfg.batch_size
@@ -264,6 +321,8 @@ class AdversarialStage(DiffusionStage):
         d_eps = self.randn(real.shape, gen)
         for p_ in self.disc.parameters():
             p_.requires_grad_(disc and p_ in self._d_trainable)
+        if self.frame_disc is not None:
+            self.frame_disc.requires_grad_(disc)
         if disc:
             fake, fake_ctrl, fake_warp = self._window(seg, inp.rolled)
             if self.cfg.r_exact:
@@ -287,6 +346,21 @@ class AdversarialStage(DiffusionStage):
                 reg = self.cfg.r_lambda * (r1 + r2)
             metrics = {"d_loss": loss.item(), "r1": r1.item(), "r2": r2.item(),
                        "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+            if self.frame_disc is not None:
+                box = self._frame_box = self._crop_box(rng)
+                real_f = self._real_stacks(seg, step, real, box).requires_grad_(True)
+                with torch.no_grad():
+                    fake_f = self._frame_stacks(fake[:, 1:], box)
+                fake_f.requires_grad_(True)
+                fd_real, _ = self.frame_disc(real_f)
+                fd_fake, _ = self.frame_disc(fake_f)
+                f_loss = losses.relativistic_d_loss(fd_fake, fd_real)
+                # exact zero-centred penalties on real (R1) and fake (R2) stacks (R3GAN), as the decoder stage's
+                f_r = losses.exact_r_penalty(fd_real.float(), real_f) + losses.exact_r_penalty(fd_fake.float(), fake_f)
+                reg = reg + self.cfg.r_gamma / 2 * f_r
+                loss = loss + f_loss
+                metrics.update({"fd_loss": f_loss.item(), "fd_r": f_r.item(),
+                                "fd_acc": (fd_real.float() > fd_fake.float()).float().mean().item()})
             if self.cfg.d_mismatch:
                 if self.cfg.d_mismatch_on == "controls":
                     # the same real windows under the next clip's controls (the first frame's stay)
@@ -318,6 +392,14 @@ class AdversarialStage(DiffusionStage):
             d_real = self._d(real, real_ctrl, t, d_eps, real_warp)
         loss = losses.relativistic_g_loss(d_fake, d_real)
         metrics = {"g_loss": loss.item()}
+        if self.frame_disc is not None:
+            # the D phase's crop and real stacks; the gradient reaches the segment through the frozen decoder
+            fg_fake, _ = self.frame_disc(self._frame_stacks(fake[:, 1:], self._frame_box))
+            with torch.no_grad():
+                fg_real, _ = self.frame_disc(self._real_stacks(seg, step, real, self._frame_box))
+            f_loss = losses.relativistic_g_loss(fg_fake, fg_real)
+            loss = loss + self.cfg.frame_weight * f_loss
+            metrics["fg_loss"] = f_loss.item()
         if self.teacher is not None:
             t_loss = self._teacher_loss(seg, fake_seg, inp.rolled, inp.noise, gen)
             loss = loss + self.cfg.teacher_weight * t_loss
@@ -397,3 +479,5 @@ class AdversarialStage(DiffusionStage):
     def export(self, out_dir, models):
         models["generator"].save_pretrained(out_dir / "generator")
         models["discriminator"].save_pretrained(out_dir / "discriminator")
+        if "frame_discriminator" in models:
+            models["frame_discriminator"].save_pretrained(out_dir / "frame_discriminator")

@@ -58,7 +58,8 @@ class TrainConfig:
     eval_every: int = 500
     keep_checkpoints: int = 2
     # autoencoder stage
-    crop: int = 64                      # random square crop of the training frames
+    crop: int = 64                      # random square crop of the training frames (adversarial stages: of the
+                                        # frame critic's decoded frames)
     still_fraction: float = 0.2         # share of single-frame (first-frame) samples
     ssim_weight: float = 0.2
     latent_lag: float = 0.0             # decoder: share of samples decoded from the chunk before's latents (a generator
@@ -118,6 +119,9 @@ class TrainConfig:
     pose_weight: float = 0.0            # adversarial stages, pose control: the frozen ``pose_reader``'s relative error
                                         # on the generated frames against their commanded poses, 0 = off
     pose_reader: str = ""               # "" = <run_dir>/pose_reader/final/model
+    frame_weight: float = 0.0           # adversarial stages: weight of a second critic that judges the decoded frames
+                                        # (model/patch_discriminator.py, on random ``crop``-pixel crops) beside the
+                                        # latent discriminator, 0 = off
     long_latents: int = 24              # long stage: latent frames rolled out per video
     segment_latents: int = 8            # long stage: latent frames per back-propagated segment
     segment_overlap: int = 2            # long stage: overlap of discriminator windows
@@ -154,6 +158,10 @@ class TrainConfig:
             raise ConfigError("teacher_weight must be >= 0 and teacher_latents >= 1")
         if self.truth_weight < 0 or self.pose_weight < 0:
             raise ConfigError("truth_weight and pose_weight must be >= 0")
+        if self.frame_weight < 0:
+            raise ConfigError("frame_weight must be >= 0")
+        if self.frame_weight and self.stage not in ("adversarial", "long"):
+            raise ConfigError("frame_weight is for the adversarial stages (a critic of the generator's decoded frames)")
         if self.pose_weight and self.control != "pose":
             raise ConfigError("pose_weight is for pose control (control=pose)")
         if self.recycle not in ("latent", "frames"):

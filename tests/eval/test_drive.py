@@ -51,7 +51,7 @@ def test_a_short_drive_reports_its_scores():
     assert r["pose_ms_per_frame"] > 0
 
 
-def test_the_no_network_baseline_moves_the_first_frame_per_bone():
+def test_the_no_network_baseline_moves_the_first_frame_per_bone(monkeypatch):
     """``render="warp"``: each frame is the first frame moved per bone to the pose the engine would
     receive; a pose equal to the first frame's leaves the frame as it is, a raised arm moves pixels."""
     from data.sources import make_clip
@@ -74,7 +74,13 @@ def test_the_no_network_baseline_moves_the_first_frame_per_bone():
     torch.manual_seed(0)
     e = StreamingEngine(VideoAutoencoder(AE_PRESETS["tiny"]), VideoDiT(replace(PRESETS["tiny"], control="pose")),
                         dtype=torch.float32)
+    import eval.drive as drive_module
+
+    monkeypatch.setattr(drive_module, "WINDOW_S", 4 / drive_module.FPS)          # windows of 4 frames
     r = drive(e, first, body, driver("full", 8), "relative", render="warp")
     assert r["frames"] == 8 and r["step_ms"] is None and 0.0 <= r["person_found"] <= 1.0
+    windows = r["person_found_per_window"]
+    assert len(windows) == 2 and np.mean(windows) == pytest.approx(r["person_found"])
+    assert all(w in (0.0, 0.25, 0.5, 0.75, 1.0) for w in windows)
     with pytest.raises(ValueError, match="first frame's pose"):
         drive(e, first, None, driver("full", 8), "relative", render="warp")

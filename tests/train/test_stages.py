@@ -399,3 +399,63 @@ def test_recycled_frames_are_the_frames_shown_encoded_again(tiny_data, tmp_path)
     for bad in (dict(stage="adapt"), dict(stage="adversarial", teacher_weight=1.0), dict(stage="long", recycle="pixels")):
         with pytest.raises(ConfigError, match="recycle"):
             _cfg(bad.pop("stage"), tiny_data, tmp_path, **{"recycle": "frames", **bad})
+
+
+def test_the_frame_critic_judges_decoded_crops_and_its_gradient_reaches_the_generator(tiny_data, tmp_path):
+    """frame_weight: a patch critic sees the window's latents decoded by the frozen decoder (each
+    latent from the second on, after the last frame of the latent before) on the same random crop
+    for the real and the fake window; the D phase trains it with R1 + R2, the G phase's loss adds
+    its relativistic loss through the decoder, and the long stage carries it over."""
+    import numpy as np
+
+    import train.stages as stages
+    from model.patch_discriminator import PatchDiscriminator
+
+    for stage in ("autoencoder", "teacher", "adapt", "distill"):
+        train(_cfg(stage, tiny_data, tmp_path))
+    for bad in (dict(frame_weight=-1.0), dict(stage="distill", frame_weight=1.0)):
+        with pytest.raises(ConfigError, match="frame_weight"):
+            _cfg(bad.pop("stage", "adversarial"), tiny_data, tmp_path, **bad)
+    st = stages.build_stage(_cfg("adversarial", tiny_data, tmp_path, frame_weight=0.5, crop=16))
+    fpl, sf = st.ae.config.frames_per_latent, st.ae.config.spatial_factor
+    # the stacks by hand: decoded pairs of consecutive latents, the context the last frame of the pair before
+    z = torch.randn(2, 4, st.ae.config.latent_channels, 4, 4)
+    st.video = [z[:, 0]]
+    box = (1, 2, 2)
+    stacks = st._frame_stacks(z, box)
+    assert stacks.shape == (2 * 2, 1 + fpl, 3, 2 * sf, 2 * sf)
+    with torch.no_grad():
+        c = st.ae.denormalize(z[..., 1:3, 2:4])
+        d1 = st.ae.decode_step(c[:, 1], c[:, 0])
+        d2 = st.ae.decode_step(c[:, 2], c[:, 1])
+    torch.testing.assert_close(stacks[0], torch.cat([d1[0, -1:], d2[0]]))
+    torch.testing.assert_close(stacks[1, 1:], st.ae.decode_step(c[:, 3], c[:, 2])[0])
+    y, x, c_ = st._crop_box(np.random.default_rng(0))
+    assert c_ == 16 // sf and 0 <= y <= 4 - c_ and 0 <= x <= 4 - c_
+    # the D phase trains the critic; the G phase's loss is the latent one plus the critic's, and reaches the generator
+    loss, m = st.loss("disc0", 0, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    assert {"fd_loss", "fd_r", "fd_acc"} <= set(m) and abs(m["fd_loss"] - np.log(2)) < 0.5
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in st.frame_disc.parameters())
+    assert all(p.grad is None for p in st.dit.parameters())
+    st.frame_disc.zero_grad()
+    loss, m = st.loss("gen0", 0, np.random.default_rng(1), torch.Generator().manual_seed(1))
+    assert abs(loss.item() - m["g_loss"] - 0.5 * m["fg_loss"]) < 1e-4
+    loss.backward()
+    assert all(p.grad is None for p in st.frame_disc.parameters())
+    # the critic's gradient reaches the generator through the decoder: the same G phase with the term off differs
+    grads = []
+    for w in (0.5, 0.0):
+        st.cfg.frame_weight = w
+        st.dit.zero_grad()
+        st.loss("gen0", 0, np.random.default_rng(1), torch.Generator().manual_seed(1))[0].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in st.dit.parameters() if p.grad is not None]))
+    assert grads[0].abs().sum() > 0 and not torch.allclose(grads[0], grads[1])
+    # the run exports the critic, and the long stage starts from it
+    train(_cfg("adversarial", tiny_data, tmp_path, frame_weight=0.5, crop=16))
+    saved = PatchDiscriminator.from_pretrained(tmp_path / "adversarial" / "final" / "frame_discriminator")
+    lg = stages.build_stage(_cfg("long", tiny_data, tmp_path, frame_weight=0.5, crop=16))
+    for k, v in saved.state_dict().items():
+        torch.testing.assert_close(lg.frame_disc.state_dict()[k], v)
+    train(_cfg("long", tiny_data, tmp_path, frame_weight=0.5, crop=16))
+    assert "fg_loss" in (tmp_path / "long" / "log.csv").read_text().splitlines()[0]
