@@ -451,19 +451,18 @@ class PixelLoop:
         """(B, C, h, w) generated latent -> its frames (B, fpl, 3, H, W) and the re-encoded latent
         (None with ``encode=False``: the caller recycles something else, e.g. ``warped``)."""
         frames = self.stream(self.ae.denormalize(z.float()).to(z.dtype), maps)
-        z_in = None
-        if encode:
-            enc_dtype = next(self.ae.encoder.parameters()).dtype
-            chunk = torch.cat([self.ctx[:, None].to(frames.dtype), frames], 1).clamp(-1, 1).to(enc_dtype)
-            z_in = self.ae.normalize(self.ae.encode_chunks(chunk).float()).to(z.dtype)
+        z_in = self._encoded(frames, z.dtype) if encode else None
         self.ctx = frames[:, -1]
         return frames, z_in
+
+    def _encoded(self, frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, fpl, 3, H, W) coming frames, after the last frame shown as context -> (B, C, h, w) normalised."""
+        enc_dtype = next(self.ae.encoder.parameters()).dtype
+        chunk = torch.cat([self.ctx[:, None].to(frames.dtype), frames], 1).clamp(-1, 1).to(enc_dtype)
+        return self.ae.normalize(self.ae.encode_chunks(chunk).float()).to(dtype)
 
     def warped(self, points: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """The last frame shown moved to each coming frame's pose (per-bone point fields (B, fpl, H, W,
         2), controls/bone_warp.py), where the body uncovered the room the last frame as it was, encoded
         with the last frame as context: (B, C, h, w), the coming latent as geometry predicts it."""
-        rgb = warp_filled(self.ctx, points)                               # (B, fpl, 3, H, W)
-        enc_dtype = next(self.ae.encoder.parameters()).dtype
-        chunk = torch.cat([self.ctx.float()[:, None], rgb], 1).clamp(-1, 1).to(enc_dtype)
-        return self.ae.normalize(self.ae.encode_chunks(chunk).float()).to(dtype)
+        return self._encoded(warp_filled(self.ctx, points), dtype)        # warped: (B, fpl, 3, H, W) fp32

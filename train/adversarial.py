@@ -87,8 +87,8 @@ class AdversarialStage(DiffusionStage):
         if cfg.frame_weight:
             self.frame_disc = self.build_frame_critic().to(self.device)
             self.models["frame_discriminator"] = self.frame_disc
-        self._real_frames: tuple[tuple, torch.Tensor] | None = None    # (key, stacks): the D phase's, for the G phase
-        self._frame_box: tuple[int, int, int] | None = None             # the D phase's crop, for the G phase
+        # the D phase's crop and real stacks, which the G phase of the same segment reuses
+        self._frame_real: tuple[tuple[int, int, int], torch.Tensor] | None = None
         self.ema_model = "generator"
         self.S = cfg.segment_latents if self.long else cfg.clip_latents - 1
         self.n_segments = max(1, cfg.long_latents // self.S) if self.long else 1
@@ -300,14 +300,6 @@ class AdversarialStage(DiffusionStage):
         frames = frames.unflatten(0, (B, L - 1)).float()                # (B, L - 1, fpl, 3, c', c')
         return torch.cat([frames[:, :-1, -1:], frames[:, 1:]], 2).flatten(0, 1)
 
-    def _real_stacks(self, seg: int, step: int, real: torch.Tensor, box: tuple[int, int, int]) -> torch.Tensor:
-        """The real window's stacks (no gradients), decoded once per segment and step for both phases."""
-        key = (step, seg, box)
-        if self._real_frames is None or self._real_frames[0] != key:
-            with torch.no_grad():
-                self._real_frames = (key, self._frame_stacks(real[:, 1:], box))
-        return self._real_frames[1]
-
     def loss(self, phase, step, rng, gen):
         seg, disc = self.phase_of[phase].segment, self.phase_of[phase].kind == DISC
         B = self.cfg.batch_size
@@ -347,11 +339,12 @@ class AdversarialStage(DiffusionStage):
             metrics = {"d_loss": loss.item(), "r1": r1.item(), "r2": r2.item(),
                        "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
             if self.frame_disc is not None:
-                box = self._frame_box = self._crop_box(rng)
-                real_f = self._real_stacks(seg, step, real, box).requires_grad_(True)
+                box = self._crop_box(rng)
                 with torch.no_grad():
+                    real_f = self._frame_stacks(real[:, 1:], box)
                     fake_f = self._frame_stacks(fake[:, 1:], box)
-                fake_f.requires_grad_(True)
+                self._frame_real = (box, real_f)
+                real_f, fake_f = real_f.requires_grad_(True), fake_f.requires_grad_(True)
                 fd_real, _ = self.frame_disc(real_f)
                 fd_fake, _ = self.frame_disc(fake_f)
                 f_loss = losses.relativistic_d_loss(fd_fake, fd_real)
@@ -394,9 +387,10 @@ class AdversarialStage(DiffusionStage):
         metrics = {"g_loss": loss.item()}
         if self.frame_disc is not None:
             # the D phase's crop and real stacks; the gradient reaches the segment through the frozen decoder
-            fg_fake, _ = self.frame_disc(self._frame_stacks(fake[:, 1:], self._frame_box))
+            box, real_f = self._frame_real
+            fg_fake, _ = self.frame_disc(self._frame_stacks(fake[:, 1:], box))
             with torch.no_grad():
-                fg_real, _ = self.frame_disc(self._real_stacks(seg, step, real, self._frame_box))
+                fg_real, _ = self.frame_disc(real_f)
             f_loss = losses.relativistic_g_loss(fg_fake, fg_real)
             loss = loss + self.cfg.frame_weight * f_loss
             metrics["fg_loss"] = f_loss.item()
